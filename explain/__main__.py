@@ -1,0 +1,5 @@
+"""``python -m explain`` is the ``explain`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""The functions a problem may use, as SymPy functions with their derivatives.
+
+Each activation is defined the way micrograd defines an operation: its local
+derivative sits right beside it (``fdiff``), so that differentiating a node's
+expression gives the textbook rule (``σ'(z) = σ(z)(1 − σ(z))``) and not an
+unreadable expansion.  The numeric implementations used when a Graph is compiled
+live in :data:`NUMPY_FUNCTIONS` and :func:`torch_functions`, keyed by the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+
+class sigmoid(sp.Function):  # noqa: N801 - named as users write it
+    """The logistic function σ(z) = 1 / (1 + e^(−z))."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sigmoid(self.args[0]) * (1 - sigmoid(self.args[0]))
+
+    def _eval_rewrite_as_exp(self, z: sp.Expr, **kwargs: Any) -> sp.Expr:
+        return 1 / (1 + sp.exp(-z))
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+
+class step(sp.Function):  # noqa: N801
+    """The unit step used as the derivative of ReLU: 1 for z > 0, else 0."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.Zero
+
+    def _eval_is_real(self) -> bool | None:
+        return True
+
+
+class relu(sp.Function):  # noqa: N801
+    """max(0, z); its derivative is :class:`step` (0 at z = 0, as in PyTorch)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return step(self.args[0])
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+
+class leaky_step(sp.Function):  # noqa: N801
+    """The derivative of leaky ReLU: 1 for z > 0, else the slope a."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex == 1:
+            return sp.S.Zero
+        return 1 - step(self.args[0])
+
+    def _eval_is_real(self) -> bool | None:
+        return True
+
+
+class leaky_relu(sp.Function):  # noqa: N801
+    """z for z > 0, a·z otherwise."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        z, a = self.args
+        if argindex == 1:
+            return leaky_step(z, a)
+        return sp.Min(z, 0)
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+
+class softplus(sp.Function):  # noqa: N801
+    """log(1 + e^z); its derivative is σ(z)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sigmoid(self.args[0])
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+
+#: Functions a user may call in a problem file, by the name they write, and
+#: how many arguments each takes.
+USER_FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], int]] = {
+    "sigmoid": (sigmoid, 1),
+    "tanh": (sp.tanh, 1),
+    "relu": (relu, 1),
+    "leaky_relu": (leaky_relu, 2),
+    "softplus": (softplus, 1),
+    "exp": (sp.exp, 1),
+    "log": (sp.log, 1),
+    "sqrt": (sp.sqrt, 1),
+    "abs": (sp.Abs, 1),
+    "max": (sp.Max, 2),
+    "min": (sp.Min, 2),
+    "sin": (sp.sin, 1),
+    "cos": (sp.cos, 1),
+}
+
+#: Named constants.  Only lower-case ``e`` is Euler's number: ``E`` is a name
+#: students use for the error.
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
+
+
+def _np_sigmoid(z: Any) -> Any:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _np_step(z: Any) -> Any:
+    return np.where(np.asarray(z) > 0, 1.0, 0.0)
+
+
+def _np_relu(z: Any) -> Any:
+    return np.maximum(z, 0.0)
+
+
+def _np_leaky_relu(z: Any, a: Any) -> Any:
+    return np.where(np.asarray(z) > 0, z, a * np.asarray(z))
+
+
+def _np_leaky_step(z: Any, a: Any) -> Any:
+    return np.where(np.asarray(z) > 0, 1.0, a * np.ones_like(np.asarray(z, dtype=float)))
+
+
+def _np_softplus(z: Any) -> Any:
+    return np.logaddexp(0.0, z)
+
+
+#: NumPy implementations of the custom functions, by SymPy function name.
+NUMPY_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "sigmoid": _np_sigmoid,
+    "step": _np_step,
+    "relu": _np_relu,
+    "leaky_relu": _np_leaky_relu,
+    "leaky_step": _np_leaky_step,
+    "softplus": _np_softplus,
+}
+
+
+def torch_functions() -> dict[str, Callable[..., Any]]:
+    """Torch implementations of the custom functions (imports torch lazily)."""
+    import torch
+
+    def leaky_relu_(z: Any, a: Any) -> Any:
+        return torch.where(z > 0, z, a * z)
+
+    def leaky_step_(z: Any, a: Any) -> Any:
+        return torch.where(z > 0, torch.ones_like(z), a * torch.ones_like(z))
+
+    return {
+        "sigmoid": torch.sigmoid,
+        "step": lambda z: (z > 0).to(z.dtype),
+        "relu": torch.relu,
+        "leaky_relu": leaky_relu_,
+        "leaky_step": leaky_step_,
+        "softplus": torch.nn.functional.softplus,
+    }

@@ -1,0 +1,220 @@
+"""The Graph: a computation as a flat, ordered list of named nodes.
+
+Like a jaxpr, a Graph is a list of equations ``name = small expression of
+earlier names``.  Leaves (parameters, known values, data columns) come first,
+then the forward stages in order.  Every edge ``src → dst`` carries its *local*
+partial derivative ``∂dst/∂src``, written with node symbols, so it stays tiny
+(``w5``, ``out_h1·(1 − out_h1)``) and costs one small ``diff`` — never the
+derivative of an expanded loss.  The Graph is the single source of truth: the
+derivation, the verifier, the trainer, the checker and every renderer read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import sympy as sp
+
+from .problem import Problem, Stage
+
+NodeKind = Literal["parameter", "value", "data", "stage"]
+
+#: How many chain-rule paths are listed for one parameter (SPEC §3).
+PATH_LIMIT = 32
+
+
+@dataclass(frozen=True)
+class Node:
+    """One named quantity: a leaf, or a stage ``name = expr``."""
+
+    name: str
+    kind: NodeKind
+    symbol: sp.Symbol
+    expr: sp.Expr | None = None
+    text: str | None = None
+    per_sample: bool = False
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.expr is None
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``src → dst`` with the local partial derivative ``∂dst/∂src``."""
+
+    src: str
+    dst: str
+    local: sp.Expr
+
+
+@dataclass
+class Graph:
+    """The staged computation of a problem, with its local derivatives."""
+
+    nodes: dict[str, Node]
+    loss: str
+    leaf_values: dict[str, Any]
+    reduction: str = "sum"
+    n_samples: int | None = None
+    title: str = ""
+    description: str = ""
+    source: str = ""
+    edges: list[Edge] = field(default_factory=list)
+
+    # -- construction -----------------------------------------------------
+    @classmethod
+    def from_problem(cls, problem: Problem) -> Graph:
+        """Build the Graph of a validated :class:`~explain.problem.Problem`."""
+        nodes: dict[str, Node] = {}
+        for name in problem.parameters:
+            nodes[name] = Node(name, "parameter", sp.Symbol(name, real=True))
+        for name in problem.values:
+            nodes[name] = Node(name, "value", sp.Symbol(name, real=True))
+        for name in problem.data:
+            nodes[name] = Node(name, "data", sp.Symbol(name, real=True), per_sample=True)
+        for stage in problem.stages:
+            nodes[stage.name] = _stage_node(stage, nodes)
+        leaf_values: dict[str, Any] = {**problem.parameters, **problem.values, **problem.data}
+        graph = cls(
+            nodes=nodes, loss=problem.loss, leaf_values=leaf_values, reduction=problem.reduction,
+            n_samples=problem.n_samples, title=problem.title, description=problem.description,
+            source=problem.source,
+        )
+        graph.edges = [edge for node in nodes.values() for edge in _local_partials(node, nodes)]
+        return graph
+
+    # -- structure --------------------------------------------------------
+    @property
+    def parameters(self) -> list[str]:
+        return [n.name for n in self.nodes.values() if n.kind == "parameter"]
+
+    @property
+    def stages(self) -> list[Node]:
+        return [n for n in self.nodes.values() if not n.is_leaf]
+
+    @property
+    def is_data_problem(self) -> bool:
+        return self.n_samples is not None
+
+    @cached_property
+    def _edges_into(self) -> dict[str, list[Edge]]:
+        table: dict[str, list[Edge]] = {n: [] for n in self.nodes}
+        for edge in self.edges:
+            table[edge.dst].append(edge)
+        return table
+
+    @cached_property
+    def _edges_out(self) -> dict[str, list[Edge]]:
+        table: dict[str, list[Edge]] = {n: [] for n in self.nodes}
+        for edge in self.edges:
+            table[edge.src].append(edge)
+        return table
+
+    def edges_into(self, name: str) -> list[Edge]:
+        """Edges whose destination is ``name`` (its inputs)."""
+        return self._edges_into[name]
+
+    def edges_out_of(self, name: str) -> list[Edge]:
+        """Edges whose source is ``name`` (its consumers), restricted to nodes that reach the loss."""
+        return [e for e in self._edges_out[name] if e.dst in self.reaches_loss]
+
+    def edge(self, src: str, dst: str) -> Edge:
+        for e in self._edges_into[dst]:
+            if e.src == src:
+                return e
+        raise KeyError((src, dst))
+
+    @cached_property
+    def reaches_loss(self) -> frozenset[str]:
+        """Names of the nodes on some path to the loss (the loss included)."""
+        reached = {self.loss}
+        for name in reversed(list(self.nodes)):
+            if name in reached:
+                reached.update(e.src for e in self._edges_into[name])
+        return frozenset(reached)
+
+    @cached_property
+    def backward_order(self) -> list[str]:
+        """Nodes that reach the loss, from the loss back to the leaves."""
+        return [n for n in reversed(list(self.nodes)) if n in self.reaches_loss]
+
+    @cached_property
+    def _path_counts(self) -> dict[str, int]:
+        counts = {name: 0 for name in self.nodes}
+        counts[self.loss] = 1
+        for name in self.backward_order:
+            if name != self.loss:
+                counts[name] = sum(counts[e.dst] for e in self.edges_out_of(name))
+        return counts
+
+    def path_count(self, name: str) -> int:
+        """How many distinct paths lead from ``name`` to the loss."""
+        return self._path_counts.get(name, 0)
+
+    def paths(self, name: str, limit: int | None = PATH_LIMIT) -> list[list[str]]:
+        """The paths from ``name`` to the loss (at most ``limit``), each a list of node names."""
+        found: list[list[str]] = []
+
+        def walk(path: list[str]) -> None:
+            if limit is not None and len(found) >= limit:
+                return
+            last = path[-1]
+            if last == self.loss:
+                found.append(path)
+                return
+            for e in self.edges_out_of(last):
+                walk([*path, e.dst])
+
+        if name in self.reaches_loss:
+            walk([name])
+        return found
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes.values())
+
+    def symbol_values(self, values: Mapping[str, Any]) -> dict[sp.Symbol, Any]:
+        """Map each node symbol to its value, for printing numbers in place of names."""
+        return {self.nodes[n].symbol: v for n, v in values.items() if n in self.nodes}
+
+    def with_leaf_values(self, values: Mapping[str, Any]) -> Graph:
+        """The same structure evaluated at other leaf values (e.g. new parameters)."""
+        from dataclasses import replace
+
+        graph = replace(self, leaf_values={**self.leaf_values, **values})
+        return graph
+
+
+def _stage_node(stage: Stage, nodes: Mapping[str, Node]) -> Node:
+    used = {s.name for s in stage.expr.free_symbols}
+    inputs = tuple(n for n in nodes if n in used)
+    per_sample = any(nodes[n].per_sample for n in inputs)
+    return Node(stage.name, "stage", sp.Symbol(stage.name, real=True), stage.expr, stage.text, per_sample, inputs)
+
+
+def _local_partials(node: Node, nodes: Mapping[str, Node]) -> list[Edge]:
+    if node.expr is None:
+        return []
+    edges = []
+    for src in node.inputs:
+        local = sp.diff(node.expr, nodes[src].symbol)
+        if isinstance(node.expr, sp.Function) or node.expr.is_Pow or _is_quotient(node.expr):
+            # Write the derivative with the node's own name where its expression
+            # reappears: σ'(z) = σ(z)(1 − σ(z)) reads out·(1 − out), the way it is taught.
+            local = local.subs(node.expr, node.symbol)
+        edges.append(Edge(src, node.name, local))
+    return edges
+
+
+def _is_quotient(expr: sp.Expr) -> bool:
+    return bool(expr.is_Mul and any(a.is_Pow and a.exp.is_negative for a in expr.args))
+
+
+def sample_values(values: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The values of one sample: per-sample arrays indexed, scalars kept."""
+    return {k: (v[index] if isinstance(v, np.ndarray) and v.ndim == 1 else v) for k, v in values.items()}

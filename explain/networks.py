@@ -1,0 +1,220 @@
+"""The ``[network]`` shorthand: a layered network written as a table.
+
+It expands into the same ``[values]``, ``[parameters]`` and ``[forward]`` stages a
+user could have written by hand, so everything downstream sees one kind of
+problem.  Three naming conventions are offered, because textbooks differ:
+
+==========  ==================  =================  ================  ======
+naming      inputs / targets    one hidden unit     weights           loss
+==========  ==================  =================  ================  ======
+mazur       i1 i2 / y1 y2       net_h1, out_h1      w1 w2 … (row by   E
+                                                    row, layer by
+                                                    layer)
+io          x1 x2 / y1 y2       in_h1, out_h1       w1 w2 …           E
+layered     x1 x2 / y1 y2       z1_1, a1_1          w1_11 (layer,     L
+                                                    unit, input)
+==========  ==================  =================  ================  ======
+
+With more than one hidden layer, hidden layers are ``h1_``, ``h2_`` … (so
+``out_h2_3`` is unit 3 of hidden layer 2); the output layer is ``o``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ExplainError
+
+NAMINGS = ("mazur", "io", "layered")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax")
+LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
+NETWORK_KEYS = ("inputs", "targets", "naming", "loss", "layers")
+LAYER_KEYS = ("units", "activation", "weights", "bias", "train_bias", "slope")
+
+
+class _Names:
+    """Names of inputs, units, weights and biases under one convention."""
+
+    def __init__(self, naming: str, n_layers: int) -> None:
+        self.naming = naming
+        self.n_layers = n_layers
+        self._weight_count = 0
+
+    def input(self, i: int) -> str:
+        return f"i{i}" if self.naming == "mazur" else f"x{i}"
+
+    def target(self, j: int) -> str:
+        return f"y{j}"
+
+    def _layer(self, layer: int) -> str:
+        if layer == self.n_layers:
+            return "o"
+        return "h" if self.n_layers == 2 else f"h{layer}_"
+
+    def pre(self, layer: int, j: int) -> str:
+        if self.naming == "layered":
+            return f"z{layer}_{j}"
+        word = "net" if self.naming == "mazur" else "in"
+        return f"{word}_{self._layer(layer)}{j}"
+
+    def post(self, layer: int, j: int) -> str:
+        if self.naming == "layered":
+            return f"a{layer}_{j}"
+        return f"out_{self._layer(layer)}{j}"
+
+    def weight(self, layer: int, j: int, i: int, wide: bool) -> str:
+        if self.naming == "layered":
+            return f"w{layer}_{j}_{i}" if wide else f"w{layer}_{j}{i}"
+        self._weight_count += 1
+        return f"w{self._weight_count}"
+
+    def bias(self, layer: int, j: int | None) -> str:
+        if self.naming == "layered":
+            return f"b{layer}" if j is None else f"b{layer}_{j}"
+        return f"b{layer}" if j is None else f"b_{self._layer(layer)}{j}"
+
+    def loss(self) -> str:
+        return "L" if self.naming == "layered" else "E"
+
+
+def expand_network(raw: Any, where: str) -> dict[str, Any]:
+    """Expand a ``[network]`` table into values, parameters, forward and loss."""
+    if not isinstance(raw, Mapping):
+        raise ExplainError(where, "must be a table")
+    for key in raw:
+        if key not in NETWORK_KEYS:
+            raise ExplainError(f"{where} {key}", f"unknown key; allowed keys: {', '.join(NETWORK_KEYS)}")
+    inputs = _number_list(raw.get("inputs"), f"{where} inputs")
+    targets = _number_list(raw.get("targets"), f"{where} targets")
+    naming = raw.get("naming", "io")
+    if naming not in NAMINGS:
+        raise ExplainError(f"{where} naming", f"must be one of {', '.join(NAMINGS)}, got {naming!r}")
+    loss = raw.get("loss", "half_sse")
+    if loss not in LOSSES:
+        raise ExplainError(f"{where} loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
+    layers = raw.get("layers")
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, Mapping) for x in layers):
+        raise ExplainError(f"{where} layers", "needs at least one [[network.layers]] table")
+
+    names = _Names(naming, len(layers))
+    values: dict[str, Any] = {names.input(i + 1): v for i, v in enumerate(inputs)}
+    values.update({names.target(j + 1): v for j, v in enumerate(targets)})
+    parameters: dict[str, Any] = {}
+    forward: dict[str, str] = {}
+
+    previous = [names.input(i + 1) for i in range(len(inputs))]
+    for index, layer in enumerate(layers, start=1):
+        lw = f"{where} layers[{index - 1}]"
+        previous = _expand_layer(layer, index, previous, names, lw, values, parameters, forward)
+
+    if len(previous) != len(targets):
+        raise ExplainError(f"{where} targets", f"has {len(targets)} values but the last layer has {len(previous)} units")
+    forward[names.loss()] = _loss_text(loss, previous, [names.target(j + 1) for j in range(len(targets))])
+    return {"values": values, "parameters": parameters, "forward": forward, "loss": names.loss()}
+
+
+def _expand_layer(
+    layer: Mapping[str, Any], index: int, previous: list[str], names: _Names, where: str,
+    values: dict[str, Any], parameters: dict[str, Any], forward: dict[str, str],
+) -> list[str]:
+    for key in layer:
+        if key not in LAYER_KEYS:
+            raise ExplainError(f"{where} {key}", f"unknown key; allowed keys: {', '.join(LAYER_KEYS)}")
+    units = layer.get("units")
+    if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= 1000:
+        raise ExplainError(f"{where} units", f"must be a whole number between 1 and 1000, got {units!r}")
+    activation = layer.get("activation", "sigmoid")
+    if activation not in ACTIVATIONS:
+        raise ExplainError(f"{where} activation", f"must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    weights = _weights(layer.get("weights"), units, len(previous), f"{where} weights")
+    train_bias = layer.get("train_bias", False)
+    if not isinstance(train_bias, bool):
+        raise ExplainError(f"{where} train_bias", "must be true or false")
+    biases = _biases(layer.get("bias"), units, index, names, f"{where} bias")
+    slope = layer.get("slope", 0.01)
+    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope):
+        raise ExplainError(f"{where} slope", "must be a number")
+
+    wide = units > 9 or len(previous) > 9
+    pre_names = []
+    for j in range(units):
+        terms = []
+        for i, source in enumerate(previous):
+            w = names.weight(index, j + 1, i + 1, wide)
+            parameters[w] = weights[j][i]
+            terms.append(f"{w}*{source}")
+        bias = biases[j]
+        if bias is not None:
+            bias_name, bias_value = bias
+            target = parameters if train_bias else values
+            target.setdefault(bias_name, bias_value)
+            terms.append(bias_name)
+        pre = names.pre(index, j + 1)
+        forward[pre] = " + ".join(terms)
+        pre_names.append(pre)
+
+    posts = []
+    for j, pre in enumerate(pre_names):
+        post = names.post(index, j + 1)
+        if activation == "softmax":
+            denominator = " + ".join(f"exp({p})" for p in pre_names)
+            forward[post] = f"exp({pre})/({denominator})"
+        elif activation == "identity":
+            forward[post] = pre
+        elif activation == "leaky_relu":
+            forward[post] = f"leaky_relu({pre}, {slope!r})"
+        else:
+            forward[post] = f"{activation}({pre})"
+        posts.append(post)
+    return posts
+
+
+def _number_list(value: Any, where: str) -> list[float]:
+    if not isinstance(value, list) or not value:
+        raise ExplainError(where, "must be a non-empty list of numbers")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ExplainError(where, f"must contain only finite numbers, found {v!r}")
+    return [float(v) for v in value]
+
+
+def _weights(value: Any, units: int, inputs: int, where: str) -> list[list[Any]]:
+    if isinstance(value, str):
+        # A value expression such as "randn()" or "0.1*randn()", drawn once per weight.
+        return [[value] * inputs for _ in range(units)]
+    if not isinstance(value, list) or len(value) != units:
+        raise ExplainError(where, f"must be a list of {units} rows (one per unit), each with {inputs} numbers, or an expression such as \"randn()\"")
+    for j, row in enumerate(value):
+        if not isinstance(row, list) or len(row) != inputs:
+            raise ExplainError(f"{where}[{j}]", f"must be a list of {inputs} numbers (one per input)")
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                raise ExplainError(f"{where}[{j}]", f"must contain numbers, found {v!r}")
+    return value
+
+
+def _biases(value: Any, units: int, layer: int, names: _Names, where: str) -> list[tuple[str, Any] | None]:
+    if value is None:
+        return [None] * units
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return [(names.bias(layer, None), value)] * units
+    if isinstance(value, list) and len(value) == units:
+        return [(names.bias(layer, j + 1), v) for j, v in enumerate(value)]
+    raise ExplainError(where, f"must be a number (shared by the layer) or a list of {units} numbers")
+
+
+def _loss_text(loss: str, outputs: list[str], targets: list[str]) -> str:
+    k = len(outputs)
+    pairs = list(zip(outputs, targets))
+    if loss == "half_sse":
+        return " + ".join(f"({o} - {y})**2/2" for o, y in pairs)
+    if loss == "sse":
+        return " + ".join(f"({o} - {y})**2" for o, y in pairs)
+    if loss == "mse":
+        return "(" + " + ".join(f"({o} - {y})**2" for o, y in pairs) + f")/{k}"
+    if loss == "bce":
+        body = " + ".join(f"{y}*log({o}) + (1 - {y})*log(1 - {o})" for o, y in pairs)
+        return f"-({body})/{k}"
+    return "-(" + " + ".join(f"{y}*log({o})" for o, y in pairs) + ")"

@@ -1,0 +1,373 @@
+"""A safe parser for the expressions users write.
+
+Problem files and the command line hold text written by anyone.  That text is
+read with :func:`ast.parse` and then walked node by node against a whitelist:
+numbers, names, ``+ - * / **``, unary minus, parentheses and calls of the
+functions of :mod:`explain.functions`.  Each accepted node is *built* directly
+(as a SymPy object, or as a NumPy value for initial values and data columns), so
+no user text ever reaches ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import sympy as sp
+
+from .errors import ExplainError
+from .functions import CONSTANTS, USER_FUNCTIONS
+
+MAX_LENGTH = 5000
+MAX_DEPTH = 60
+MAX_EXPONENT = 100
+NAME_PATTERN = "[A-Za-z][A-Za-z0-9_]*"
+
+T = TypeVar("T")
+
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+
+
+class _Builder(Generic[T]):
+    """What to make of each accepted piece of syntax."""
+
+    def number(self, value: float | int) -> T:
+        raise NotImplementedError
+
+    def name(self, name: str) -> T | None:
+        raise NotImplementedError
+
+    def binary(self, op: str, left: T, right: T) -> T:
+        raise NotImplementedError
+
+    def negate(self, operand: T) -> T:
+        raise NotImplementedError
+
+    def call(self, func: str, args: list[T]) -> T:
+        raise NotImplementedError
+
+    def function_arity(self, func: str) -> tuple[int, int] | None:
+        """(min, max) number of arguments of an allowed function, or None."""
+        raise NotImplementedError
+
+    def known_names(self) -> list[str]:
+        return []
+
+
+def is_valid_name(name: str) -> bool:
+    """True for the names a problem may define: identifiers, no leading underscore."""
+    return (
+        name.isidentifier()
+        and name.isascii()
+        and not name.startswith("_")
+        and name not in USER_FUNCTIONS
+        and name not in CONSTANTS
+        and name not in {"True", "False", "None", "lambda", "i"}
+        and not _is_keyword(name)
+    )
+
+
+def _is_keyword(name: str) -> bool:
+    import keyword
+
+    return keyword.iskeyword(name)
+
+
+def _walk(text: str, builder: _Builder[T], where: str) -> T:
+    if not isinstance(text, str):
+        raise ExplainError(where, f"expected an expression as text, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ExplainError(where, f"expression is too long ({len(text)} characters; at most {MAX_LENGTH})")
+    if not text.strip():
+        raise ExplainError(where, "expression is empty")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExplainError(where, f"not a valid expression: {exc.msg} in {text!r}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExplainError(where, "expression is too deeply nested") from None
+
+    def visit(node: ast.AST, depth: int) -> T:
+        if depth > MAX_DEPTH:
+            raise ExplainError(where, f"expression is too deeply nested (more than {MAX_DEPTH} levels)")
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ExplainError(where, f"only numbers are allowed as constants, not {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ExplainError(where, f"number {text!r} is not finite")
+            if isinstance(value, int) and abs(value) > 10**15:
+                raise ExplainError(where, f"integer {value} is too large")
+            return builder.number(value)
+        if isinstance(node, ast.Name):
+            return visit_name(node.id)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            op = _BINARY[type(node.op)]
+            if op == "**":
+                check_exponent(node.right)
+            return builder.binary(op, visit(node.left, depth + 1), visit(node.right, depth + 1))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = visit(node.operand, depth + 1)
+            return builder.negate(operand) if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.Call):
+            return visit_call(node, depth)
+        raise ExplainError(where, f"{_describe(node)} is not allowed in an expression ({text!r})")
+
+    def visit_name(name: str) -> T:
+        if name.startswith("_"):
+            raise ExplainError(where, f"names starting with '_' are not allowed: {name!r}")
+        if builder.function_arity(name) is not None:
+            raise ExplainError(where, f"{name!r} is a function: call it, as in {name}(x)")
+        result = builder.name(name)
+        if result is None:
+            hint = difflib.get_close_matches(name, builder.known_names(), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ExplainError(where, f"unknown name {name!r}{suggestion}")
+        return result
+
+    def visit_call(node: ast.Call, depth: int) -> T:
+        if not isinstance(node.func, ast.Name):
+            raise ExplainError(where, f"only plain function calls are allowed, not {_describe(node.func)}")
+        func = node.func.id
+        arity = builder.function_arity(func)
+        if arity is None:
+            raise ExplainError(where, f"unknown function {func!r}")
+        if node.keywords:
+            raise ExplainError(where, f"keyword arguments are not allowed in {func}(...)")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise ExplainError(where, f"starred arguments are not allowed in {func}(...)")
+        low, high = arity
+        if not low <= len(node.args) <= high:
+            expected = str(low) if low == high else f"{low} to {high}"
+            raise ExplainError(where, f"{func}() takes {expected} argument(s), got {len(node.args)}")
+        return builder.call(func, [visit(a, depth + 1) for a in node.args])
+
+    def check_exponent(node: ast.AST) -> None:
+        # An exponent that is a literal number (possibly negated) is bounded so
+        # that 9**9**9 cannot make the process hang or eat memory.
+        inner = node.operand if isinstance(node, ast.UnaryOp) else node
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)):
+            if abs(inner.value) > MAX_EXPONENT:
+                raise ExplainError(where, f"exponent {inner.value} is too large (at most {MAX_EXPONENT})")
+
+    return visit(tree.body, 0)
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        ast.Attribute: "attribute access",
+        ast.Subscript: "subscripting",
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension",
+        ast.GeneratorExp: "a generator expression",
+        ast.DictComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.Compare: "a comparison",
+        ast.BoolOp: "a boolean operator",
+        ast.IfExp: "a conditional expression",
+        ast.List: "a list",
+        ast.Tuple: "a tuple",
+        ast.Dict: "a dict",
+        ast.Set: "a set",
+        ast.JoinedStr: "an f-string",
+        ast.NamedExpr: "an assignment expression",
+        ast.Await: "await",
+        ast.Starred: "a starred expression",
+        ast.Slice: "a slice",
+    }
+    if isinstance(node, ast.BinOp):
+        return f"the operator {type(node.op).__name__}"
+    if isinstance(node, ast.UnaryOp):
+        return f"the unary operator {type(node.op).__name__}"
+    return names.get(type(node), type(node).__name__)
+
+
+class _SymbolicBuilder(_Builder[sp.Expr]):
+    def __init__(self, names: Mapping[str, sp.Expr]) -> None:
+        self._names = names
+
+    def number(self, value: float | int) -> sp.Expr:
+        return sp.Integer(value) if isinstance(value, int) else sp.Float(value)
+
+    def name(self, name: str) -> sp.Expr | None:
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        return self._names.get(name)
+
+    def binary(self, op: str, left: sp.Expr, right: sp.Expr) -> sp.Expr:
+        if op == "+":
+            return left + right
+        if op == "-":
+            return left - right
+        if op == "*":
+            return left * right
+        if op == "/":
+            if right == 0:
+                raise ZeroDivisionError
+            return left / right
+        if right.is_Number and abs(right) > MAX_EXPONENT:
+            # 9**9**9: the inner power is folded to a number, and SymPy would
+            # then compute the outer one exactly, hanging the process.
+            raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+        return left**right
+
+    def negate(self, operand: sp.Expr) -> sp.Expr:
+        return -operand
+
+    def call(self, func: str, args: list[sp.Expr]) -> sp.Expr:
+        return USER_FUNCTIONS[func][0](*args)
+
+    def function_arity(self, func: str) -> tuple[int, int] | None:
+        if func in USER_FUNCTIONS:
+            n = USER_FUNCTIONS[func][1]
+            return (n, n)
+        return None
+
+    def known_names(self) -> list[str]:
+        return list(self._names) + list(CONSTANTS)
+
+
+def parse_expression(text: str, names: Mapping[str, sp.Expr], where: str = "") -> sp.Expr:
+    """Parse ``text`` into a SymPy expression over the given ``names``.
+
+    ``names`` maps each name the expression may use to its symbol.  Anything
+    else (unknown names, attributes, subscripts, lambdas, keywords, strings,
+    comprehensions, huge exponents, deep nesting) raises :class:`ExplainError`
+    naming ``where`` and the reason.
+    """
+    try:
+        result = _walk(text, _SymbolicBuilder(names), where)
+    except ZeroDivisionError:
+        raise ExplainError(where, f"division by zero in {text!r}") from None
+    except ValueError as exc:
+        raise ExplainError(where, str(exc)) from None
+    if result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise ExplainError(where, f"{text!r} is not finite")
+    return result
+
+
+def symbols_for(names: list[str]) -> dict[str, sp.Symbol]:
+    """Real SymPy symbols for the given names."""
+    return {n: sp.Symbol(n, real=True) for n in names}
+
+
+class _NumericBuilder(_Builder[Any]):
+    """Evaluates value expressions (initial values, data columns) with NumPy."""
+
+    def __init__(self, names: Mapping[str, Any], rng: Callable[[], np.random.Generator], size: int | None) -> None:
+        self._names = names
+        self._rng = rng
+        self._size = size
+
+    def number(self, value: float | int) -> Any:
+        return float(value)
+
+    def name(self, name: str) -> Any:
+        if name in CONSTANTS:
+            return float(CONSTANTS[name])
+        return self._names.get(name)
+
+    def binary(self, op: str, left: Any, right: Any) -> Any:
+        with np.errstate(all="ignore"):
+            if op == "+":
+                return left + right
+            if op == "-":
+                return left - right
+            if op == "*":
+                return left * right
+            if op == "/":
+                return np.divide(left, right)
+            return np.power(left, right)
+
+    def negate(self, operand: Any) -> Any:
+        return -operand
+
+    _GENERATORS = {"linspace": (3, 3), "randn": (0, 1), "rand": (0, 1), "uniform": (2, 3), "arange": (2, 3)}
+
+    def function_arity(self, func: str) -> tuple[int, int] | None:
+        if func in USER_FUNCTIONS:
+            n = USER_FUNCTIONS[func][1]
+            return (n, n)
+        return self._GENERATORS.get(func)
+
+    def known_names(self) -> list[str]:
+        return list(self._names) + list(CONSTANTS)
+
+    def call(self, func: str, args: list[Any]) -> Any:
+        if func in ("randn", "rand"):
+            size = _count(args[0], func) if args else None
+            draw = self._rng().standard_normal if func == "randn" else self._rng().random
+            return draw(size) if size is not None else float(draw())
+        if func == "uniform":
+            low, high = float(args[0]), float(args[1])
+            size = _count(args[2], func) if len(args) == 3 else None
+            value = self._rng().uniform(low, high, size)
+            return value if size is not None else float(value)
+        if func == "linspace":
+            return np.linspace(float(args[0]), float(args[1]), _count(args[2], func))
+        if func == "arange":
+            step = float(args[2]) if len(args) == 3 else 1.0
+            values = np.arange(float(args[0]), float(args[1]), step)
+            if values.size > 10_000_000:
+                raise ValueError("arange() would make more than 10,000,000 values")
+            return values
+        numeric = _NUMERIC[func]
+        with np.errstate(all="ignore"):
+            return numeric(*args)
+
+
+def _count(value: Any, func: str) -> int:
+    if np.ndim(value) != 0 or float(value) != int(value) or not 0 < int(value) <= 10_000_000:
+        raise ValueError(f"{func}() needs a whole number of values between 1 and 10,000,000")
+    return int(value)
+
+
+def _numeric_functions() -> dict[str, Callable[..., Any]]:
+    from .functions import NUMPY_FUNCTIONS
+
+    table: dict[str, Callable[..., Any]] = {
+        "tanh": np.tanh,
+        "exp": np.exp,
+        "log": np.log,
+        "sqrt": np.sqrt,
+        "abs": np.abs,
+        "max": np.maximum,
+        "min": np.minimum,
+        "sin": np.sin,
+        "cos": np.cos,
+    }
+    table.update({k: v for k, v in NUMPY_FUNCTIONS.items() if k in USER_FUNCTIONS})
+    return table
+
+
+_NUMERIC = _numeric_functions()
+
+
+def evaluate_value(
+    text: str,
+    names: Mapping[str, Any],
+    where: str,
+    rng: Callable[[], np.random.Generator],
+) -> Any:
+    """Evaluate a value expression such as ``"0.1*randn()"`` or ``"sin(x)"``.
+
+    Besides the functions of problem expressions, value expressions may call
+    ``randn()``, ``rand()``, ``uniform(lo, hi)`` (each with an optional count),
+    ``linspace(a, b, n)`` and ``arange(a, b[, step])``.  ``rng`` returns the
+    problem's seeded generator, so that results repeat.  The result is a float
+    or a 1-D NumPy array, and must be finite.
+    """
+    try:
+        value = _walk(text, _NumericBuilder(names, rng, None), where)
+    except ValueError as exc:
+        raise ExplainError(where, str(exc)) from None
+    array = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(array)):
+        raise ExplainError(where, f"{text!r} gives a value that is not finite")
+    if array.ndim > 1:
+        raise ExplainError(where, f"{text!r} must give a number or a list of numbers")
+    return float(array) if array.ndim == 0 else array

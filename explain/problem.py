@@ -1,0 +1,346 @@
+"""Problems: reading and validating problem files (SPEC §1).
+
+A :class:`Problem` is the validated content of one TOML problem file (or of an
+API call): known values, data columns, trainable parameters with their initial
+values, the ordered forward stages as small SymPy expressions, the loss, and
+the training settings.  Every error names the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .errors import ExplainError, located
+from .parse import evaluate_value, is_valid_name, parse_expression
+
+TOP_LEVEL_KEYS = (
+    "title", "description", "seed", "loss", "reduction",
+    "values", "data", "parameters", "forward", "train", "network",
+)
+OPTIMIZERS = ("gd", "sgd", "minibatch")
+REDUCTIONS = ("sum", "mean")
+TRAIN_KEYS = ("optimizer", "learning_rate", "steps", "epochs", "batch_size", "predict", "output")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One forward stage: ``name = expr``, as the user wrote it (``text``)."""
+
+    name: str
+    expr: sp.Expr
+    text: str
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``[train]`` table: how gradient descent is run."""
+
+    optimizer: str = "gd"
+    learning_rate: float = 0.01
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    predict: Mapping[str, float] | None = None
+    output: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.epochs is None:
+            object.__setattr__(self, "steps", 1)
+
+
+@dataclass
+class Problem:
+    """A validated problem: everything needed to build its Graph."""
+
+    title: str
+    stages: list[Stage]
+    parameters: dict[str, float]
+    values: dict[str, float] = field(default_factory=dict)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    loss: str = ""
+    reduction: str = "sum"
+    description: str = ""
+    train: TrainConfig | None = None
+    seed: int | None = None
+    source: str = "<problem>"
+
+    def __post_init__(self) -> None:
+        if not self.loss and self.stages:
+            self.loss = self.stages[-1].name
+
+    @property
+    def n_samples(self) -> int | None:
+        """The number of samples of a data problem, or None."""
+        if not self.data:
+            return None
+        return len(next(iter(self.data.values())))
+
+    @property
+    def symbols(self) -> dict[str, sp.Symbol]:
+        """Every name of the problem and its SymPy symbol."""
+        names = [*self.parameters, *self.values, *self.data, *(s.name for s in self.stages)]
+        return {n: sp.Symbol(n, real=True) for n in names}
+
+    def with_parameters(self, parameters: Mapping[str, float]) -> Problem:
+        """A copy of the problem with other parameter values (same structure)."""
+        from dataclasses import replace
+
+        unknown = set(parameters) - set(self.parameters)
+        if unknown:
+            raise ExplainError(self.source, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        return replace(self, parameters={**self.parameters, **{k: float(v) for k, v in parameters.items()}})
+
+
+def load(path: str | Path) -> Problem:
+    """Read and validate a problem file.
+
+    Raises :class:`ExplainError` naming the file, the key and the reason when
+    anything is wrong with it.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExplainError(source, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExplainError(source, f"cannot read the file ({exc})") from None
+    return loads(text, source=source)
+
+
+def loads(text: str, source: str = "<problem>") -> Problem:
+    """Parse and validate the text of a problem file."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ExplainError(source, f"not valid TOML: {exc}") from None
+    return from_dict(raw, source=source)
+
+
+def from_dict(raw: Mapping[str, Any], source: str = "<problem>") -> Problem:
+    """Validate a problem given as a dict with the layout of a problem file."""
+    reader = _Reader(source)
+    return reader.read(raw)
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._rng: np.random.Generator | None = None
+        self.seed: int | None = None
+
+    def where(self, key: str) -> str:
+        return located(self.source, key)
+
+    def fail(self, key: str, reason: str) -> ExplainError:
+        return ExplainError(self.where(key), reason)
+
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def read(self, raw: Mapping[str, Any]) -> Problem:
+        for key in raw:
+            if key not in TOP_LEVEL_KEYS:
+                hint = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise self.fail(key, f"unknown key{suggestion}; allowed keys: {', '.join(TOP_LEVEL_KEYS)}")
+        seed = raw.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise self.fail("seed", "must be a non-negative whole number")
+        self.seed = seed
+
+        raw = dict(raw)
+        if "network" in raw:
+            from .networks import expand_network
+
+            for key in ("forward", "parameters", "values", "data"):
+                if key in raw:
+                    raise self.fail(key, "cannot be combined with [network]; the network defines it")
+            raw.update(expand_network(raw["network"], self.where("[network]")))
+            if "loss" in raw and "loss" in raw["network"]:
+                raise self.fail("loss", "the loss is set in [network]; remove the top-level key")
+
+        title = self.text(raw, "title", default="Untitled problem")
+        description = self.text(raw, "description", default="")
+        defined: dict[str, Any] = {}
+        values = self.scalars(raw, "values", defined)
+        data = self.columns(raw, defined)
+        parameters = self.scalars(raw, "parameters", defined)
+        if not parameters:
+            raise self.fail("[parameters]", "a problem needs at least one trainable parameter")
+        stages = self.stages(raw, [*values, *data, *parameters])
+        stage_names = [s.name for s in stages]
+
+        loss = raw.get("loss", stage_names[-1])
+        if not isinstance(loss, str) or loss not in stage_names:
+            raise self.fail("loss", f"must name one of the [forward] stages ({', '.join(stage_names)}), got {loss!r}")
+        reduction = raw.get("reduction", "sum")
+        if reduction not in REDUCTIONS:
+            raise self.fail("reduction", f"must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        if reduction != "sum" and not data:
+            raise self.fail("reduction", "only applies to data problems (with a [data] table)")
+        train = self.train(raw.get("train"), data, stage_names) if "train" in raw else None
+        return Problem(
+            title=title, description=description, values=values, data=data,
+            parameters=parameters, stages=stages, loss=loss, reduction=reduction,
+            train=train, seed=seed, source=self.source,
+        )
+
+    def text(self, raw: Mapping[str, Any], key: str, default: str) -> str:
+        value = raw.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, "must be text")
+        if len(value) > 10_000:
+            raise self.fail(key, "is too long (at most 10,000 characters)")
+        return value
+
+    def table(self, raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = raw.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be a table ([{key}]), not {type(value).__name__}")
+        return value
+
+    def new_name(self, section: str, name: str, defined: Mapping[str, Any]) -> None:
+        where = f"[{section}] {name}"
+        if not is_valid_name(name):
+            raise self.fail(where, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
+        if name in defined:
+            raise self.fail(where, "is defined twice (names must be unique across values, data, parameters and stages)")
+
+    def scalars(self, raw: Mapping[str, Any], section: str, defined: dict[str, Any]) -> dict[str, float]:
+        result: dict[str, float] = {}
+        for name, value in self.table(raw, section).items():
+            self.new_name(section, name, defined)
+            where = self.where(f"[{section}] {name}")
+            number = self.number(value, where, defined)
+            if isinstance(number, np.ndarray):
+                raise ExplainError(where, "must be a single number; lists of samples belong in [data]")
+            result[name] = number
+            defined[name] = number
+        return result
+
+    def number(self, value: Any, where: str, defined: Mapping[str, Any]) -> Any:
+        if isinstance(value, bool):
+            raise ExplainError(where, "must be a number, not true/false")
+        if isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                raise ExplainError(where, f"must be finite, got {value}")
+            return float(value)
+        if isinstance(value, str):
+            return evaluate_value(value, defined, where, self.rng)
+        raise ExplainError(where, f"must be a number or an expression in quotes, not {type(value).__name__}")
+
+    def columns(self, raw: Mapping[str, Any], defined: dict[str, Any]) -> dict[str, np.ndarray]:
+        result: dict[str, np.ndarray] = {}
+        length: int | None = None
+        for name, value in self.table(raw, "data").items():
+            self.new_name("data", name, defined)
+            where = self.where(f"[data] {name}")
+            if isinstance(value, list):
+                if not value:
+                    raise ExplainError(where, "is an empty list")
+                column = np.array([self.number(v, f"{where}[{i}]", {}) for i, v in enumerate(value)], dtype=float)
+                if column.ndim != 1:
+                    raise ExplainError(where, "must be a flat list of numbers")
+            else:
+                column = np.asarray(self.number(value, where, defined), dtype=float)
+                if column.ndim == 0:
+                    if length is None:
+                        raise ExplainError(where, "gives a single number; a data column needs one value per sample")
+                    column = np.full(length, float(column))
+            if length is not None and len(column) != length:
+                raise ExplainError(where, f"has {len(column)} values but the columns before it have {length}")
+            length = len(column)
+            result[name] = column
+            defined[name] = column
+        return result
+
+    def stages(self, raw: Mapping[str, Any], leaves: list[str]) -> list[Stage]:
+        table = self.table(raw, "forward")
+        if not table:
+            raise self.fail("[forward]", "a problem needs at least one forward stage")
+        symbols = {n: sp.Symbol(n, real=True) for n in leaves}
+        later = set(table)
+        result: list[Stage] = []
+        for name, text in table.items():
+            key = f"[forward] {name}"
+            if not is_valid_name(name):
+                raise self.fail(key, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
+            if name in symbols:
+                raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
+            if isinstance(text, (int, float)) and not isinstance(text, bool):
+                text = repr(text)
+            if not isinstance(text, str):
+                raise self.fail(key, "must be an expression in quotes")
+            later.discard(name)
+            for other in later:
+                if _mentions(text, other):
+                    # A stage that uses a later stage (or itself) would be a cycle.
+                    raise self.fail(key, f"uses {other!r}, which is defined after it; stages must be in order (no cycles)")
+            if _mentions(text, name):
+                raise self.fail(key, f"uses itself; stages must not form cycles")
+            expr = parse_expression(text, symbols, self.where(key))
+            result.append(Stage(name, expr, text))
+            symbols[name] = sp.Symbol(name, real=True)
+        return result
+
+    def train(self, raw: Any, data: Mapping[str, np.ndarray], stages: list[str]) -> TrainConfig:
+        if not isinstance(raw, Mapping):
+            raise self.fail("train", "must be a table ([train])")
+        for key in raw:
+            if key not in TRAIN_KEYS:
+                raise self.fail(f"[train] {key}", f"unknown key; allowed keys: {', '.join(TRAIN_KEYS)}")
+        optimizer = raw.get("optimizer", "gd")
+        if optimizer not in OPTIMIZERS:
+            raise self.fail("[train] optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        rate = raw.get("learning_rate", 0.01)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            raise self.fail("[train] learning_rate", f"must be a positive number, got {rate!r}")
+        counts: dict[str, int | None] = {}
+        for key in ("steps", "epochs", "batch_size"):
+            value = raw.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 10_000_000):
+                raise self.fail(f"[train] {key}", f"must be a whole number between 1 and 10,000,000, got {value!r}")
+            counts[key] = value
+        if counts["steps"] is not None and counts["epochs"] is not None:
+            raise self.fail("[train]", "give either steps or epochs, not both")
+        if optimizer in ("sgd", "minibatch") and not data:
+            raise self.fail("[train] optimizer", f"{optimizer!r} needs a data problem (a [data] table); use 'gd'")
+        if optimizer == "minibatch" and counts["batch_size"] is None:
+            raise self.fail("[train] batch_size", "is required for the minibatch optimizer")
+        predict = raw.get("predict")
+        if predict is not None:
+            if not isinstance(predict, Mapping) or not predict:
+                raise self.fail("[train] predict", "must be a table of inputs, such as { x = 4 }")
+            for key, value in predict.items():
+                if key not in data and isinstance(value, (int, float)) is False:
+                    raise self.fail(f"[train] predict {key}", "must be a number")
+                if key not in data:
+                    raise self.fail(f"[train] predict {key}", "must name a [data] column")
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise self.fail(f"[train] predict {key}", "must be a number")
+            predict = {k: float(v) for k, v in predict.items()}
+        output = raw.get("output")
+        if output is not None and output not in stages:
+            raise self.fail("[train] output", f"must name a [forward] stage, got {output!r}")
+        return TrainConfig(
+            optimizer=optimizer, learning_rate=float(rate), steps=counts["steps"], epochs=counts["epochs"],
+            batch_size=counts["batch_size"], predict=predict, output=output,
+        )
+
+
+def _mentions(text: str, name: str) -> bool:
+    import re
+
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
