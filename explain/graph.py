@@ -141,8 +141,18 @@ class Graph:
 
     @cached_property
     def backward_order(self) -> list[str]:
-        """Nodes that reach the loss, from the loss back to the leaves."""
-        return [n for n in reversed(list(self.nodes)) if n in self.reaches_loss]
+        """Nodes that reach the loss, from the loss back to the leaves.
+
+        Nodes are taken level by level (by their longest distance to the loss),
+        and in forward order within a level, so out_o1 comes before out_o2 as a
+        teacher would write them; any such order is a valid reverse topological one.
+        """
+        depth = {self.loss: 0}
+        for name in reversed(list(self.nodes)):
+            if name in self.reaches_loss and name != self.loss:
+                depth[name] = 1 + max(depth[e.dst] for e in self._edges_out[name] if e.dst in self.reaches_loss)
+        position = {n: i for i, n in enumerate(self.nodes)}
+        return sorted(depth, key=lambda n: (depth[n], position[n]))
 
     @cached_property
     def _path_counts(self) -> dict[str, int]:
@@ -202,7 +212,8 @@ def _local_partials(node: Node, nodes: Mapping[str, Node]) -> list[Edge]:
         return []
     edges = []
     for src in node.inputs:
-        local = sp.diff(node.expr, nodes[src].symbol)
+        # factor_terms keeps 2·(ŷ − y) as written; SymPy would distribute it to 2ŷ − 2y.
+        local = sp.factor_terms(sp.diff(node.expr, nodes[src].symbol))
         if isinstance(node.expr, sp.Function) or node.expr.is_Pow or _is_quotient(node.expr):
             # Write the derivative with the node's own name where its expression
             # reappears: σ'(z) = σ(z)(1 − σ(z)) reads out·(1 − out), the way it is taught.

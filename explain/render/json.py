@@ -1,0 +1,104 @@
+"""JSON output: the stable contract of SPEC §3.
+
+Numbers are full float64 values (Python's shortest repr that round-trips);
+per-sample quantities are lists; expressions are SymPy's plain string form.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from ..derive import Derivation
+from .steps import StepWriter, shown_edges, shown_nodes
+
+
+def _number(value: Any) -> Any:
+    """A JSON number (or list of numbers); non-finite values become strings."""
+    if isinstance(value, np.ndarray):
+        return [_number(v) for v in value.tolist()]
+    value = float(value)
+    if math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def derivation_dict(d: Derivation) -> dict[str, Any]:
+    """Forward values, loss, gradients with paths, and every node's value and gradient."""
+    g = d.graph
+    result: dict[str, Any] = {
+        "title": g.title,
+        "forward": [{"name": s.name, "expr": str(s.expr), "value": _number(s.value)} for s in d.forward],
+        "loss": {"name": g.loss, "value": _number(d.loss_value)},
+        "gradients": {
+            name: {
+                "value": _number(gr.value),
+                "expr": str(gr.expr),
+                "paths": [list(p.nodes) for p in gr.paths],
+                "path_count": gr.path_count,
+            }
+            for name, gr in d.gradients.items()
+        },
+        "nodes": {
+            name: {"kind": node.kind, "value": _number(d.value(name)), "grad": _number(d.grad(name))}
+            for name, node in g.nodes.items()
+        },
+        "locals": [
+            {"of": s.dst, "wrt": s.src, "expr": str(s.expr), "value": _number(s.value)} for s in shown_edges(d)
+        ],
+    }
+    if g.description:
+        result["description"] = g.description
+    if g.is_data_problem:
+        result["n_samples"] = g.n_samples
+        result["reduction"] = g.reduction
+    return result
+
+
+def solution_dict(solution: Any) -> dict[str, Any]:
+    """The ``explain solve --format json`` object."""
+    result = derivation_dict(solution.derivation)
+    if solution.verification is not None:
+        result["verification"] = solution.verification.to_dict()
+    if solution.training is not None:
+        result["training"] = solution.training.to_dict()
+    return result
+
+
+def grad_dict(d: Derivation) -> dict[str, Any]:
+    """The ``explain grad --format json`` object: expr, value, gradients, steps."""
+    from .mathprint import TextMath
+
+    writer = StepWriter(d, TextMath(precision=17))
+    steps: list[dict[str, Any]] = []
+    for s in d.forward:
+        steps.append({"kind": "forward", "target": s.name, "formula": str(s.expr), "value": _number(s.value)})
+    for s in shown_edges(d):
+        steps.append({"kind": "local", "target": f"d{s.dst}/d{s.src}", "formula": str(s.expr), "value": _number(s.value)})
+    for name in shown_nodes(d):
+        eq = writer.adjoint(d.adjoints[name])
+        steps.append({"kind": "adjoint", "target": f"d{d.loss}/d{name}", "formula": eq.rhs[0] if eq.rhs else "",
+                      "value": _number(d.grad(name))})
+    return {
+        "expr": d.graph.title,
+        "value": _number(d.loss_value),
+        "gradients": {
+            name: {"value": _number(gr.value), "expr": str(closed_form(d, name))} for name, gr in d.gradients.items()
+        },
+        "steps": steps,
+    }
+
+
+def closed_form(d: Derivation, name: str) -> Any:
+    """The gradient written in the original variables (stages substituted back)."""
+    expr = d.gradients[name].expr
+    for node in reversed(d.graph.stages):
+        expr = expr.subs(node.symbol, node.expr)
+    return expr
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)

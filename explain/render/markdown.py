@@ -1,0 +1,82 @@
+"""Markdown with LaTeX math: for notebooks (``_repr_markdown_``) and ``--format markdown``.
+
+The same sections and equations as the text renderer; math is printed by
+:class:`~explain.render.mathprint.LatexMath` inside ``$$ … $$`` blocks, which
+Jupyter, GitHub and most Markdown viewers typeset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..derive import Derivation
+from ..i18n import Messages
+from .mathprint import LatexMath
+from .steps import StepWriter, shown_edges, shown_nodes
+
+
+def _escape(text: str) -> str:
+    """Escape Markdown (and inline HTML) in text that came from a problem file."""
+    out = text.replace("\\", "\\\\")
+    for ch in "`*_[]<>#|$":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _math(block: str) -> str:
+    return f"$$\n{block}\n$$"
+
+
+def render_derivation(d: Derivation, precision: int = 6, lang: str = "en", title: str | None = None) -> str:
+    """The whole derivation as Markdown with display math."""
+    m = Messages(lang)
+    g = d.graph
+    style = LatexMath(precision=precision, sample_symbols=frozenset(n.name for n in g.nodes.values() if n.per_sample))
+    w = StepWriter(d, style)
+    out: list[str] = [f"# {_escape(title if title is not None else (g.title or m('problem')))}", ""]
+    if g.description:
+        out += [_escape(g.description), ""]
+    for key, kind in (("parameters", "parameter"), ("values", "value")):
+        names = [n.name for n in g.nodes.values() if n.kind == kind]
+        if names:
+            out.append(f"**{m(key)}:** " + ", ".join(
+                f"${style.name(n)} = {style.number(g.leaf_values[n])}$" for n in names))
+            out.append("")
+
+    out += [f"## {m('forward_pass')}", "", m("forward_intro"), ""]
+    if g.is_data_problem:
+        out += [m("per_sample_note", reduction=m(f"reduction_{g.reduction}"), n=g.n_samples), ""]
+    out.append(_math("\n\\\\[4pt]\n".join(w.forward(s).render(style) for s in d.forward)))
+    out += ["", f"**{m('loss_is', name=g.loss, value=style.number(d.loss_value))}**", ""]
+
+    out += [f"## {m('local_partials')}", "", m("local_intro"), ""]
+    out.append(_math("\n\\\\[4pt]\n".join(w.local(s).render(style) for s in shown_edges(d))))
+
+    out += ["", f"## {m('backward_pass')}", "", m("backward_intro"), ""]
+    steps = [w.adjoint(d.adjoints[n]).render(style) for n in shown_nodes(d) if g.nodes[n].kind != "parameter"]
+    out.append(_math("\n\\\\[4pt]\n".join(steps)))
+
+    out += ["", f"## {m('chain_rule')}", "", m("chain_intro"), ""]
+    for name, gradient in d.gradients.items():
+        out += [f"### ${style.name(name)}$", "", m("path_count", count=gradient.path_count, name=name), ""]
+        chain = w.chain(gradient)
+        if chain is not None:
+            out += [f"*{m('path_form')}*", "", _math(chain.render(style)), ""]
+        elif gradient.path_count:
+            out += [m("too_many_paths", count=gradient.path_count, name=name), ""]
+        if gradient.path_count:
+            out += [f"*{m('delta_form')}*", "", _math(w.delta(gradient).render(style)), ""]
+
+    out += [f"## {m('gradients')}", "", f"| {m('parameter')} | {m('value')} | {m('gradient')} |", "|---|---:|---:|"]
+    for name, gradient in d.gradients.items():
+        out.append(f"| ${style.name(name)}$ | {style.number(g.leaf_values[name])} | {style.number(gradient.value)} |")
+    return "\n".join(out) + "\n"
+
+
+def render_solution(solution: Any, precision: int = 6, lang: str = "en") -> str:
+    """A solution: the derivation, then verification and training summaries."""
+    text = render_derivation(solution.derivation, precision=precision, lang=lang)
+    for part in (solution.verification, solution.training):
+        if part is not None and hasattr(part, "to_markdown"):
+            text += "\n" + part.to_markdown(precision=precision, lang=lang)
+    return text
