@@ -29,8 +29,8 @@ _EXPORTS = {
     "loads": "explain.problem",
     "from_dict": "explain.problem",
     "Graph": "explain.graph",
-    "Derivation": "explain.derive",
-    "derive": "explain.derive",
+    "Derivation": "explain.derivation",
+    "derive": "explain.derivation",
     "grad": "explain.api",
     "solve": "explain.api",
     "Solution": "explain.api",
@@ -40,7 +40,7 @@ __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
     from .api import Solution, grad, solve
-    from .derive import Derivation, derive
+    from .derivation import Derivation, derive
     from .errors import ExplainError
     from .graph import Graph
     from .problem import Problem, TrainConfig, from_dict, load, loads

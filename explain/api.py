@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .derive import Derivation, derive
+from .derivation import Derivation, derive
 from .problem import Problem, load
 
 

@@ -12,8 +12,7 @@ in a namespace that holds only the numeric functions of the chosen backend.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,10 +172,10 @@ class Program:
             local_names[(edge.src, edge.dst)] = f"l{k}"
             lines.append(f"l{k} = {self._printer(edge.local)}")
         lines += self._backward_lines(local_names)
-        values = ", ".join(f"n{i}" for i in range(len(g.nodes)))
-        locals_ = ", ".join(f"l{k}" for k in range(len(g.edges)))
-        adjoints = ", ".join(f"g_{self._variables[g.nodes[n].symbol]}" for n in g.backward_order)
-        return self._compile("evaluate", lines, f"loss, ({values},), ({locals_},), ({adjoints},)")
+        values = _tuple(f"n{i}" for i in range(len(g.nodes)))
+        locals_ = _tuple(f"l{k}" for k in range(len(g.edges)))
+        adjoints = _tuple(f"g_{self._variables[g.nodes[n].symbol]}" for n in g.backward_order)
+        return self._compile("evaluate", lines, f"loss, {values}, {locals_}, {adjoints}")
 
     def _compile_train(self) -> Callable[..., Any]:
         g = self.graph
@@ -186,10 +185,10 @@ class Program:
         for k, edge in enumerate(needed):
             local_names[(edge.src, edge.dst)] = f"({self._printer(edge.local)})"
         lines += self._backward_lines(local_names)
-        grads = ", ".join(
+        grads = _tuple(
             (f"g_{self._variables[g.nodes[p].symbol]}" if p in g.reaches_loss else "0.0") for p in g.parameters
         )
-        return self._compile("loss_and_grad", lines, f"loss, ({grads},)")
+        return self._compile("loss_and_grad", lines, f"loss, {grads}")
 
     # -- calling --------------------------------------------------------
     def leaves(self, values: Mapping[str, Any] | None = None) -> list[Any]:
@@ -220,6 +219,12 @@ class Program:
         return self._train(leaves, n_samples)  # type: ignore[no-any-return]
 
 
+def _tuple(items: Iterable[str]) -> str:
+    """Python source of a tuple of the given items (empty included)."""
+    items = list(items)
+    return "(" + ", ".join(items) + ",)" if items else "()"
+
+
 def _plain(value: Any, n: int | None) -> Any:
     """A Python float, or a float64 array of length n for per-sample quantities."""
     if n is None:
@@ -228,4 +233,4 @@ def _plain(value: Any, n: int | None) -> Any:
     return np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
 
 
-__all__ = ["Program", "Evaluation", "CodePrinter", "math"]
+__all__ = ["Program", "Evaluation", "CodePrinter"]

@@ -211,15 +211,30 @@ def _local_partials(node: Node, nodes: Mapping[str, Node]) -> list[Edge]:
     if node.expr is None:
         return []
     edges = []
+    # A weighted sum has many terms, but each input appears in one or two of them:
+    # differentiate only those (sympy.diff would walk every term for every input).
+    terms = node.expr.args if node.expr.is_Add else (node.expr,)
+    term_symbols = [t.free_symbols for t in terms]
     for src in node.inputs:
+        symbol = nodes[src].symbol
+        local = sp.Add(*(_partial(t, symbol) for t, syms in zip(terms, term_symbols) if symbol in syms))
         # factor_terms keeps 2·(ŷ − y) as written; SymPy would distribute it to 2ŷ − 2y.
-        local = sp.factor_terms(sp.diff(node.expr, nodes[src].symbol))
+        local = sp.factor_terms(local)
         if isinstance(node.expr, sp.Function) or node.expr.is_Pow or _is_quotient(node.expr):
             # Write the derivative with the node's own name where its expression
             # reappears: σ'(z) = σ(z)(1 − σ(z)) reads out·(1 − out), the way it is taught.
             local = local.subs(node.expr, node.symbol)
         edges.append(Edge(src, node.name, local))
     return edges
+
+
+def _partial(term: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
+    """∂term/∂symbol, with a shortcut for a product in which the symbol is a plain factor once."""
+    if term.is_Mul:
+        hits = [i for i, a in enumerate(term.args) if symbol in a.free_symbols]
+        if len(hits) == 1 and term.args[hits[0]] == symbol:
+            return sp.Mul(*(a for i, a in enumerate(term.args) if i != hits[0]))
+    return sp.diff(term, symbol)
 
 
 def _is_quotient(expr: sp.Expr) -> bool:

@@ -77,6 +77,11 @@ def _is_keyword(name: str) -> bool:
     return keyword.iskeyword(name)
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """The text as it goes into a message: quoted, and cut when long."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def _walk(text: str, builder: _Builder[T], where: str) -> T:
     if not isinstance(text, str):
         raise ExplainError(where, f"expected an expression as text, got {type(text).__name__}")
@@ -87,7 +92,7 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExplainError(where, f"not a valid expression: {exc.msg} in {text!r}") from None
+        raise ExplainError(where, f"not a valid expression: {exc.msg} in {_short(text)}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExplainError(where, "expression is too deeply nested") from None
 
@@ -99,7 +104,7 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ExplainError(where, f"only numbers are allowed as constants, not {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
-                raise ExplainError(where, f"number {text!r} is not finite")
+                raise ExplainError(where, f"number {_short(text)} is not finite")
             if isinstance(value, int) and abs(value) > 10**15:
                 raise ExplainError(where, f"integer {value} is too large")
             return builder.number(value)
@@ -115,7 +120,7 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
             return builder.negate(operand) if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.Call):
             return visit_call(node, depth)
-        raise ExplainError(where, f"{_describe(node)} is not allowed in an expression ({text!r})")
+        raise ExplainError(where, f"{_describe(node)} is not allowed in an expression ({_short(text)})")
 
     def visit_name(name: str) -> T:
         if name.startswith("_"):
@@ -242,11 +247,11 @@ def parse_expression(text: str, names: Mapping[str, sp.Expr], where: str = "") -
     try:
         result = _walk(text, _SymbolicBuilder(names), where)
     except ZeroDivisionError:
-        raise ExplainError(where, f"division by zero in {text!r}") from None
+        raise ExplainError(where, f"division by zero in {_short(text)}") from None
     except ValueError as exc:
         raise ExplainError(where, str(exc)) from None
     if result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
-        raise ExplainError(where, f"{text!r} is not finite")
+        raise ExplainError(where, f"{_short(text)} is not finite")
     return result
 
 
@@ -367,7 +372,7 @@ def evaluate_value(
         raise ExplainError(where, str(exc)) from None
     array = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(array)):
-        raise ExplainError(where, f"{text!r} gives a value that is not finite")
+        raise ExplainError(where, f"{_short(text)} gives a value that is not finite")
     if array.ndim > 1:
-        raise ExplainError(where, f"{text!r} must give a number or a list of numbers")
+        raise ExplainError(where, f"{_short(text)} must give a number or a list of numbers")
     return float(array) if array.ndim == 0 else array

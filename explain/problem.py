@@ -167,9 +167,9 @@ class _Reader:
             for key in ("forward", "parameters", "values", "data"):
                 if key in raw:
                     raise self.fail(key, "cannot be combined with [network]; the network defines it")
+            if "loss" in raw:
+                raise self.fail("loss", "the loss is set in [network] (network.loss); remove the top-level key")
             raw.update(expand_network(raw["network"], self.where("[network]")))
-            if "loss" in raw and "loss" in raw["network"]:
-                raise self.fail("loss", "the loss is set in [network]; remove the top-level key")
 
         title = self.text(raw, "title", default="Untitled problem")
         description = self.text(raw, "description", default="")
@@ -239,6 +239,8 @@ class _Reader:
             return float(value)
         if isinstance(value, str):
             return evaluate_value(value, defined, where, self.rng)
+        if isinstance(value, list):
+            raise ExplainError(where, "must be a single number; lists of samples belong in [data]")
         raise ExplainError(where, f"must be a number or an expression in quotes, not {type(value).__name__}")
 
     def columns(self, raw: Mapping[str, Any], defined: dict[str, Any]) -> dict[str, np.ndarray]:

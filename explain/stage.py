@@ -27,9 +27,14 @@ RESULT = "f"
 class _AnyName(Mapping[str, sp.Expr]):
     """Every valid name is a symbol: an expression on its own defines its names."""
 
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
     def __getitem__(self, name: str) -> sp.Expr:
         if not is_valid_name(name):
             raise KeyError(name)
+        if name not in self.used:
+            self.used.append(name)
         return sp.Symbol(name, real=True)
 
     def __iter__(self) -> Iterator[str]:
@@ -90,8 +95,10 @@ def expression_problem(
     text: str, wrt: list[str] | None = None, at: Mapping[str, Any] | None = None, where: str = "expression",
 ) -> Problem:
     """A Problem for one expression: ``wrt`` are its parameters, ``at`` gives every value."""
-    expr = parse_expression(text, _AnyName(), where)
-    names = sorted(s.name for s in expr.free_symbols)
+    # The names the user wrote, even those SymPy cancels (a - a): their gradient is 0.
+    written = _AnyName()
+    expr = parse_expression(text, written, where)
+    names = sorted(written.used)
     if not names:
         raise ExplainError(where, f"{text!r} has no variables to differentiate with respect to")
     wrt = list(wrt) if wrt else names

@@ -25,6 +25,7 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; an output file is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -16,9 +16,9 @@ def run(args: argparse.Namespace) -> int:
     solution = solve(problem, verify=not args.no_verify and _torch_available(), train=not args.no_train,
                      device=args.device, dtype=args.dtype)
     if args.graph:
-        from ..render.dot import write_graph
+        from .graph import draw
 
-        write_graph(solution.derivation, args.graph, precision=min(args.precision, 4), lang=args.lang)
+        draw(solution.derivation, args.graph, precision=min(args.precision, 4), lang=args.lang)
     if args.pdf:
         from ..render.pdf import write_pdf
 

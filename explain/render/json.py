@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..derive import Derivation
+from ..derivation import Derivation
 from .steps import StepWriter, shown_edges, shown_nodes
 
 

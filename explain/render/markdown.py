@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..derive import Derivation
+from ..derivation import Derivation
 from ..i18n import Messages
 from .mathprint import LatexMath
 from .steps import StepWriter, shown_edges, shown_nodes

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..derive import AdjointStep, Derivation, ForwardStep, Gradient, LocalStep
+from ..derivation import AdjointStep, Derivation, ForwardStep, Gradient, LocalStep
 from .mathprint import MathStyle
 
 #: Data problems with at most this many samples show every sample's numbers.

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..derive import Derivation
+from ..derivation import Derivation
 from ..i18n import Messages
 from .mathprint import TextMath
 from .steps import StepWriter, shown_edges, shown_nodes

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -83,10 +84,24 @@ class Gradient:
 
     name: str
     value: float
-    expr: sp.Expr
     paths: tuple[Path, ...]
     path_count: int
     delta: AdjointStep
+    loss: str = "L"
+
+    @cached_property
+    def expr(self) -> sp.Expr:
+        """The gradient as one formula of node symbols (per sample for data problems).
+
+        The sum over paths of the products of local partials when every path is
+        listed; otherwise the delta form with ∂loss/∂consumer symbols.  Built on
+        first use: composing formulas costs more than deriving the numbers.
+        """
+        if self.paths and self.paths_complete:
+            return sp.Add(*(sp.Mul(*(f.expr for f in p.factors)) for p in self.paths))
+        return sp.Add(*(
+            sp.Symbol(f"∂{self.loss}/∂{t.consumer}", real=True) * t.local.expr for t in self.delta.terms
+        ))
 
     @property
     def paths_complete(self) -> bool:
@@ -137,6 +152,15 @@ class Derivation:
 
         return render_derivation(self)
 
+    def graph_view(self, **options: Any) -> Any:
+        """The annotated computation graph (displays as SVG in Jupyter); see :mod:`explain.render.dot`."""
+        from .render.dot import GraphView
+
+        return GraphView(self, **options)
+
+    def _repr_svg_(self) -> str | None:
+        return self.graph_view()._repr_svg_()  # type: ignore[no-any-return]
+
 
 def derive(source: Problem | Graph, program: Program | None = None) -> Derivation:
     """Derive every chain-rule step of a problem (or Graph) at its current values."""
@@ -179,12 +203,5 @@ def _gradient(
         for f in factors:
             value = value * f.value
         paths.append(Path(tuple(nodes), tuple(reversed(factors)), value))
-    if paths and count <= PATH_LIMIT:
-        expr = sp.Add(*(sp.Mul(*(f.expr for f in p.factors)) for p in paths))
-    else:
-        expr = sp.Add(*(
-            sp.Symbol(f"∂{graph.loss}/∂{t.consumer}", real=True) * t.local.expr
-            for t in adjoints[name].terms
-        )) if name in adjoints else sp.S.Zero
     delta = adjoints.get(name, AdjointStep(name, (), 0.0, False))
-    return Gradient(name, float(ev.adjoints[name]), expr, tuple(paths), count, delta)
+    return Gradient(name, float(ev.adjoints[name]), tuple(paths), count, delta, graph.loss)

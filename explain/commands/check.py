@@ -1,0 +1,214 @@
+"""``explain check PROBLEM.toml ANSWERS.toml...``: grade answers, print verdicts, write a class report.
+
+One answers file prints one table (item by item, with diagnoses); several
+print one row per student.  ``--format json`` prints SPEC §4's object for one
+file and ``{"students": [...]}`` for several.  ``--report FILE.csv`` writes one
+row per student and item.  Exit 1 when any answer is not correct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..check import Graded, Report, grade_files
+from ..errors import ExplainError
+from ..i18n import Messages
+from ..render.mathprint import TextMath
+from . import emit, use_color, write_atomic
+
+FORMATS = ("text", "markdown", "json")
+_COLORS = {"correct": "green", "incorrect": "red", "unknown_key": "yellow", "unparseable": "yellow"}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.format not in FORMATS:
+        raise ExplainError("--format", f"check writes {', '.join(FORMATS)}, not {args.format}")
+    if args.jobs is not None and args.jobs < 1:
+        raise ExplainError("--jobs", "must be at least 1")
+    if args.precision < 1:
+        raise ExplainError("--precision", "must be at least 1")
+    with _progress(len(args.answers)) as advance:
+        graded = grade_files(args.problem, args.answers, rtol=args.rtol, lang=args.lang,
+                             jobs=args.jobs, progress=advance)
+    errors = [g.error for g in graded if g.error]
+    if errors:
+        raise ExplainError("", "\n".join(errors))
+    reports = [g.report for g in graded if g.report is not None]
+    if args.report:
+        write_atomic(args.report, render_csv(reports))
+    emit(render(reports, args.format, args.precision, args.lang), args.output)
+    return 0 if all(r.passed for r in reports) else 1
+
+
+def render(reports: Sequence[Report], fmt: str, precision: int = 6, lang: str = "en") -> str:
+    """The reports in one output format."""
+    if fmt == "json":
+        if len(reports) == 1:
+            return json.dumps(reports[0].to_dict(), indent=2, ensure_ascii=False)
+        return json.dumps({"students": [{"student": r.student, "file": r.source, **r.to_dict()} for r in reports]},
+                          indent=2, ensure_ascii=False)
+    if fmt == "markdown":
+        return render_markdown(reports, precision, lang)
+    return render_text(reports, precision, lang, color=use_color())
+
+
+def _number(value: Any, precision: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    tm = TextMath(precision=precision)
+    if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
+        return "[" + ", ".join(tm.number(v) for v in value) + "]"
+    return tm.number(value)
+
+
+def _given(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_given(v) for v in value) + "]"
+    return str(value)
+
+
+def _explanation(item: Any, m: Messages) -> str:
+    parts = []
+    if item.diagnosis:
+        parts.append(f"[{item.diagnosis.code}] {item.diagnosis.message} "
+                     f"({m('check_look_at', step=item.diagnosis.suggested_step)})")
+    if item.note:
+        parts.append(item.note)
+    return " ".join(parts)
+
+
+def _summary_rows(reports: Sequence[Report]) -> list[tuple[str, str, str]]:
+    rows = []
+    for r in reports:
+        wrong = [f"{i.key} ({i.diagnosis.code})" if i.diagnosis else i.key for i in r.items if i.verdict != "correct"]
+        rows.append((r.student, f"{r.score['correct']}/{r.score['total']}", ", ".join(wrong)))
+    return rows
+
+
+def render_text(reports: Sequence[Report], precision: int = 6, lang: str = "en", color: bool = False) -> str:
+    """Plain text, or a rich table when ``color``."""
+    m = Messages(lang)
+    if len(reports) == 1:
+        r = reports[0]
+        header = [m("check_col_key"), m("check_col_given"), m("check_col_expected"), m("check_col_verdict")]
+        rows = [[i.key, _given(i.given), _number(i.expected, precision), m(f"check_verdict_{i.verdict}"),
+                 _explanation(i, m)] for i in r.items]
+        title = m("check_title", source=r.source)
+        footer = m("check_score", **r.score)
+        if color:
+            return _rich_table(title, [*header, m("check_col_diagnosis")], rows, footer,
+                               [i.verdict for i in r.items])
+        lines = [title, ""]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *(row[:4] for row in rows))]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+        for row in rows:
+            lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)).rstrip())
+            if row[4]:
+                lines.append("    → " + row[4])
+        return "\n".join([*lines, "", footer])
+    header = [m("check_col_student"), m("check_col_score"), m("check_col_wrong")]
+    rows = [list(r) for r in _summary_rows(reports)]
+    total = m("check_class_total", students=len(reports), passed=sum(r.passed for r in reports))
+    if color:
+        return _rich_table(m("check_class_title"), header, rows, total,
+                           ["correct" if r.passed else "incorrect" for r in reports])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = [m("check_class_title"), "", "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([*lines, "", total])
+
+
+def _rich_table(title: str, header: list[str], rows: list[list[str]], footer: str, verdicts: list[str]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, caption=footer)
+    for h in header:
+        table.add_column(h)
+    for row, verdict in zip(rows, verdicts):
+        table.add_row(*row, style=_COLORS.get(verdict))
+    console = Console(file=io.StringIO(), force_terminal=True, width=max(100, Console().width))
+    console.print(table)
+    return console.file.getvalue()  # type: ignore[attr-defined, no-any-return]
+
+
+def render_markdown(reports: Sequence[Report], precision: int = 6, lang: str = "en") -> str:
+    """A Markdown table: item by item for one report, one row per student for several."""
+    m = Messages(lang)
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    if len(reports) == 1:
+        r = reports[0]
+        head = [m("check_col_key"), m("check_col_given"), m("check_col_expected"), m("check_col_verdict"),
+                m("check_col_diagnosis")]
+        lines = [f"### {cell(m('check_title', source=r.source))}", "", "| " + " | ".join(head) + " |",
+                 "|" + "---|" * len(head)]
+        for i in r.items:
+            row = [f"`{i.key}`", _given(i.given), _number(i.expected, precision), m(f"check_verdict_{i.verdict}"),
+                   _explanation(i, m)]
+            lines.append("| " + " | ".join(cell(c) for c in row) + " |")
+        return "\n".join([*lines, "", f"**{m('check_score', **r.score)}**"])
+    head = [m("check_col_student"), m("check_col_score"), m("check_col_wrong")]
+    lines = [f"### {m('check_class_title')}", "", "| " + " | ".join(head) + " |", "|---|---|---|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in _summary_rows(reports)]
+    return "\n".join(lines)
+
+
+def render_csv(reports: Sequence[Report]) -> str:
+    """One row per student and item (``--report``)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["student", "file", "key", "given", "expected", "verdict", "code", "message", "suggested_step"])
+    for r in reports:
+        for i in r.items:
+            d = i.diagnosis
+            expected = i.to_dict()["expected"]
+            writer.writerow([r.student, r.source, i.key, _given(i.given),
+                             json.dumps(expected) if isinstance(expected, list) else ("" if expected is None else repr(expected)),
+                             i.verdict, d.code if d else "", d.message if d else (i.note or ""),
+                             d.suggested_step if d else ""])
+    return out.getvalue()
+
+
+class _progress:
+    """A progress bar on standard error when it is a terminal and there are several files."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if self.total < 2 or not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        # No refresh thread: workers are forked while it runs, and forking a threaded process is unsafe.
+        self._bar = Progress(console=Console(stderr=True), transient=True, auto_refresh=False)
+        self._bar.start()
+        task = self._bar.add_task("grading", total=self.total)
+
+        def advance(n: int) -> None:
+            self._bar.advance(task, n)
+            self._bar.refresh()
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+__all__ = ["run", "render", "render_text", "render_markdown", "render_csv", "Graded"]

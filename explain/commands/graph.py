@@ -1,0 +1,60 @@
+"""``explain graph PROBLEM.toml -o OUT.svg|png|pdf|dot [--highlight w1] [--level …]``.
+
+Exit codes: 0 when the drawing was written — also when Graphviz is missing and
+the DOT source was written instead (a warning on standard error says where and
+how to install Graphviz: the DOT is the whole drawing, so nothing is lost and a
+script can finish it with ``dot``); 2 for bad input (unknown file, node name or
+output format), with no file left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..derivation import Derivation
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, derive, draw; print the path written."""
+    from ..derivation import derive
+    from ..errors import ExplainError
+    from ..i18n import Messages
+    from ..problem import load
+    from ..render.dot import FORMATS
+
+    output = Path(args.output) if args.output else Path(Path(args.problem).stem + ".svg")
+    if output.suffix.lower().lstrip(".") not in FORMATS:  # fail before the work, not after
+        raise ExplainError(str(output), Messages(args.lang)("graph_unknown_format", suffix=output.suffix or "(none)"))
+    derivation = derive(load(args.problem))
+    return draw(derivation, output, highlight=args.highlight, level=args.level,
+                precision=args.precision, lang=args.lang)
+
+
+def draw(
+    derivation: Derivation, output: str | Path, highlight: str | None = None, level: str = "auto",
+    precision: int = 4, lang: str = "en",
+) -> int:
+    """Write the graph and tell the user where (shared by ``graph`` and ``solve --graph``).
+
+    Prints the path written to standard error and, when Graphviz is missing,
+    the install hint to standard error.  Returns the exit code (0).
+    """
+    from ..i18n import Messages
+    from ..render.dot import GraphvizMissingWarning, write_graph
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GraphvizMissingWarning)
+        written = write_graph(derivation, output, highlight=highlight, level=level, precision=precision, lang=lang)
+    for w in caught:
+        if issubclass(w.category, GraphvizMissingWarning):
+            print(f"explain: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    # On stderr, so that `solve --graph g.svg --format json` still prints pure JSON.
+    print(Messages(lang)("graph_written", path=written), file=sys.stderr)
+    return 0

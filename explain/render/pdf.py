@@ -1,0 +1,545 @@
+"""The worked solution as a document, and as a PDF.
+
+:func:`outline` walks a :class:`~explain.api.Solution` once and lays out its
+sections as format-neutral blocks (headings, paragraphs, equations, tables,
+figures) whose math is already printed by the output's
+:class:`~explain.render.mathprint.MathStyle`; the Typst and LaTeX renderers
+only print those blocks.  Every equation comes from
+:class:`~explain.render.steps.StepWriter` and every sentence from the message
+catalog, so the PDF, the LaTeX document, the text and the Markdown of a
+solution cannot disagree.
+
+:func:`solution_pdf` draws the computation graph and the loss curve into a
+temporary folder, writes the Typst source there and compiles it with the
+``typst`` package; :func:`write_pdf` writes the result atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ExplainError
+from ..i18n import Messages
+from .mathprint import MathStyle
+from .steps import StepWriter, shown_edges, shown_nodes
+
+#: Training histories longer than this show their first and last steps only.
+HISTORY_ROWS = 12
+#: Parameters shown as columns of the training table (the rest are left out).
+HISTORY_COLUMNS = 8
+#: Rows of a data preview.
+DATA_ROWS = 5
+
+
+# -- the blocks of a document ---------------------------------------------------------
+@dataclass(frozen=True)
+class Text:
+    """Words (from the catalog or a problem file): always escaped by the renderer."""
+
+    text: str
+    strong: bool = False
+
+
+@dataclass(frozen=True)
+class Math:
+    """Inline math, already printed in the output's math language."""
+
+    src: str
+
+
+Inline = Text | Math
+Cell = list[Inline]
+
+
+@dataclass
+class Heading:
+    level: int
+    parts: list[Inline]
+
+
+@dataclass
+class Paragraph:
+    parts: list[Inline]
+    kind: str = "body"  # body | note | label | result
+
+
+@dataclass(frozen=True)
+class Eq:
+    """``lhs = row₁ = row₂ …``; each row a list of terms ``a``, ``+ b``, ``- c``."""
+
+    lhs: str
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass
+class Equations:
+    items: list[Eq]
+    columns: int = 1
+
+
+@dataclass
+class Table:
+    header: list[Cell]
+    rows: list[list[Cell]]
+    align: str  # one letter per column: l, c, r
+    size: str = "normal"  # normal | small
+
+
+@dataclass
+class Figure:
+    key: str  # "graph" | "plot": the renderer knows the file
+    caption: list[Inline]
+
+
+@dataclass
+class Series:
+    """One loss curve: x (steps or epochs) and the loss, finite values only."""
+
+    label: str
+    x: list[float]
+    y: list[float]
+    diverged: bool = False
+
+
+@dataclass
+class Plot:
+    """A line plot drawn by the output language itself (no image file needed)."""
+
+    series: list[Series]
+    xlabel: str
+    ylabel: str
+    log: bool
+    caption: list[Inline]
+
+
+@dataclass
+class Facts:
+    """Labelled lines (the givens): a label column and a content column."""
+
+    rows: list[tuple[str, list[Inline]]]
+
+
+Block = Heading | Paragraph | Equations | Table | Figure | Plot | Facts
+
+
+@dataclass
+class Document:
+    title: str
+    subtitle: str
+    meta: str
+    lang: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+# -- splitting long equations ---------------------------------------------------------
+def split_terms(s: str) -> tuple[str, ...]:
+    """Cut printed math at its top-level ``+`` and ``-`` signs: ``a + (b - c) - d`` →
+    ``a``, ``+ (b - c)``, ``- d``.  Brackets, braces and quoted strings are kept whole."""
+    terms: list[str] = []
+    depth, start, i, quoted = 0, 0, 0, False
+    while i < len(s):
+        c = s[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and c in "+-" and s[i - 1:i] == " " and s[i + 1:i + 2] == " " and i > 1:
+            terms.append(s[start:i - 1])
+            start = i
+        i += 1
+    terms.append(s[start:])
+    return tuple(t for t in terms if t)
+
+
+def _eq(equation: Any) -> Eq:
+    return Eq(equation.lhs, tuple(split_terms(r) for r in equation.rhs))
+
+
+# -- from a catalog message to inline parts ------------------------------------------
+def _msg(m: Messages, key: str, **fields: Any) -> list[Inline]:
+    """A catalog message whose fields may be math: ``path_count(name=Math("w_1"))``."""
+    maths: list[Math] = []
+    plain: dict[str, Any] = {}
+    for k, v in fields.items():
+        if isinstance(v, Math):
+            plain[k] = f"\x00{len(maths)}\x00"
+            maths.append(v)
+        else:
+            plain[k] = v
+    parts: list[Inline] = []
+    for i, piece in enumerate(re.split(r"\x00(\d+)\x00", m(key, **plain))):
+        if i % 2:
+            parts.append(maths[int(piece)])
+        elif piece:
+            parts.append(Text(piece))
+    return parts
+
+
+def _join(items: Sequence[list[Inline]], sep: str = ", ") -> list[Inline]:
+    out: list[Inline] = []
+    for i, item in enumerate(items):
+        if i:
+            out.append(Text(sep))
+        out += item
+    return out
+
+
+# -- the outline of a solution --------------------------------------------------------
+def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence[str] = ()) -> Document:
+    """The sections of a worked solution as blocks, math printed by ``style``.
+
+    ``figures`` names the figures the renderer can show (``"graph"``, ``"plot"``).
+    """
+    from .. import __version__
+
+    m = Messages(lang)
+    d = solution.derivation
+    g = d.graph
+    w = StepWriter(d, style)
+    s = style
+    doc = Document(g.title or m("problem"), m("pdf_subtitle"), m("pdf_generated", version=__version__), lang)
+    add = doc.blocks.append
+
+    # 1. the problem
+    add(Heading(1, [Text(m("problem"))]))
+    for para in re.split(r"\n\s*\n", g.description or ""):
+        if para.strip():
+            add(Paragraph([Text(" ".join(para.split()))]))
+    facts: list[tuple[str, list[Inline]]] = []
+    for key, kind in (("parameters", "parameter"), ("values", "value")):
+        names = [n.name for n in g.nodes.values() if n.kind == kind]
+        if names:
+            facts.append((m(key), _join([[Math(f"{s.name(n)} = {s.number(g.leaf_values[n])}")] for n in names])))
+    data = [n.name for n in g.nodes.values() if n.kind == "data"]
+    n = g.n_samples or 0
+    shown = min(n, DATA_ROWS)
+    if data:
+        facts.append((m("data"), [Text(m("pdf_data_preview", shown=shown, n=n))]))
+    if facts:
+        add(Facts(facts))
+    if data:
+        rows = [[[Math(s.number(float(np.asarray(g.leaf_values[c])[i])))] for c in data] for i in range(shown)]
+        if n > shown:
+            rows.append([[Math(_vdots(s))] for _ in data])
+        add(Table([[Math(_bare(s, c))] for c in data], rows, "r" * len(data)))
+    if "graph" in figures:
+        add(Figure("graph", [Text(m("pdf_graph_caption"))]))
+
+    # 2. forward pass
+    add(Heading(1, [Text(m("forward_pass"))]))
+    add(Paragraph([Text(m("forward_intro"))], "note"))
+    if g.is_data_problem:
+        add(Paragraph([Text(m("per_sample_note", reduction=m(f"reduction_{g.reduction}"), n=g.n_samples)),
+                       Text(" "), Text(m("sample_shown", i=1))], "note"))
+    add(Table([[Text(m("stage"))], [Text(m("formula"))], [Text(m("value"))]],
+              [[[Math(s.name(f.name))], [Math(s.expr(f.expr))], [Math(w.value(f.value))]] for f in d.forward],
+              "llr"))
+    forward = [_eq(w.forward(f)) for f in d.forward]
+    add(Equations(forward, columns=2 if len(forward) >= 4 else 1))
+    if g.is_data_problem and g.nodes[g.loss].per_sample:
+        loss = _msg(m, "loss_reduced", name=Math(_bare(s, g.loss)),
+                    reduction=m(f"reduction_{g.reduction}"), n=g.n_samples, value=Math(s.number(d.loss_value)))
+    else:
+        loss = _msg(m, "loss_is", name=Math(s.name(g.loss)), value=Math(s.number(d.loss_value)))
+    add(Paragraph(loss, "result"))
+
+    # 3. local partial derivatives
+    add(Heading(1, [Text(m("local_partials"))]))
+    add(Paragraph([Text(m("local_intro"))], "note"))
+    add(Equations([_eq(w.local(step)) for step in shown_edges(d)], columns=2))
+
+    # 4. backward pass
+    add(Heading(1, [Text(m("backward_pass"))]))
+    add(Paragraph([Text(m("backward_intro"))], "note"))
+    add(Equations([_eq(w.adjoint(d.adjoints[name])) for name in shown_nodes(d)
+                   if g.nodes[name].kind != "parameter"]))
+
+    # 5. the chain rule, parameter by parameter
+    add(Heading(1, [Text(m("chain_rule"))]))
+    add(Paragraph([Text(m("chain_intro"))], "note"))
+    for name, gradient in d.gradients.items():
+        add(Heading(2, [Math(s.name(name))]))
+        add(Paragraph(_msg(m, "path_count", count=gradient.path_count, name=Math(s.name(name))), "note"))
+        if gradient.path_count == 0:
+            add(Paragraph(_msg(m, "no_paths", name=Math(s.name(name)))))
+            continue
+        chain = w.chain(gradient)
+        delta = [Paragraph([Text(m("delta_form"))], "label"), Equations([_eq(w.delta(gradient))])]
+        if chain is None:
+            add(Paragraph(_msg(m, "too_many_paths", count=gradient.path_count, name=Math(s.name(name))), "note"))
+            doc.blocks += delta
+            continue
+        doc.blocks += [Paragraph([Text(m("path_form"))], "label"), Equations([_eq(chain)]), *delta]
+
+    # 6. the gradients
+    add(Heading(1, [Text(m("gradients"))]))
+    after = _after_one_step(solution.training)
+    header = [[Text(m("parameter"))], [Text(m("value"))], [Text(m("gradient"))]]
+    if after is not None:
+        header.append([Text(m("pdf_after_step", rate=s.number(after[0])))])
+    rows = []
+    for name, gradient in d.gradients.items():
+        row = [[Math(s.name(name))], [Math(s.number(g.leaf_values[name]))], [Math(s.number(gradient.value))]]
+        if after is not None:
+            row.append([Math(s.number(after[1][name]))] if name in after[1] else [Text("")])
+        rows.append(row)
+    add(Table(header, rows, "lrr" + "r" * (after is not None)))
+
+    if solution.verification is not None:
+        _verification(doc, solution.verification, s, m)
+    if solution.training is not None:
+        _training(doc, solution.training, s, m, "plot" in figures)
+    return doc
+
+
+def _bare(style: MathStyle, name: str) -> str:
+    """A name without its sample index (a data column as a whole, the reduced loss)."""
+    return type(style)(style.precision).name(name)
+
+
+def _is_typst(style: MathStyle) -> bool:
+    from .mathprint import TypstMath
+
+    return isinstance(style, TypstMath)
+
+
+def _trainings(training: Any) -> list[Any]:
+    return list(training) if isinstance(training, (list, tuple)) else [training]
+
+
+def _after_one_step(training: Any) -> tuple[float, dict[str, float]] | None:
+    """For full-batch gradient descent: the learning rate and the parameters after step 1."""
+    runs = _trainings(training) if training is not None else []
+    if len(runs) != 1:
+        return None
+    history = runs[0].to_dict().get("history") or []
+    if runs[0].to_dict().get("optimizer") != "gd" or len(history) < 2:
+        return None
+    return float(runs[0].to_dict()["learning_rate"]), dict(history[1]["parameters"])
+
+
+def _verification(doc: Document, verification: Any, s: MathStyle, m: Messages) -> None:
+    v = verification.to_dict()
+    add = doc.blocks.append
+    add(Heading(1, [Text(m("pdf_verification"))]))
+    add(Paragraph([Text(m("pdf_verification_intro", engine=v.get("engine", "torch"), device=v.get("device", "cpu"),
+                          dtype=v.get("dtype", "float64")))], "note"))
+    rows = [r for r in v.get("rows", []) if r.get("kind") == "gradient"]
+    fd = {f["parameter"]: f for f in v.get("finite_differences", [])}
+    if rows:
+        table = []
+        for r in rows:
+            f = fd.get(r["node"], {})
+            errors = [e for e in (r.get("error"), f.get("error")) if e is not None]
+            table.append([[Math(s.name(r["node"]))], [Math(_num(s, r.get("symbolic")))],
+                          [Math(_num(s, r.get("torch")))], [Math(_num(s, f.get("estimate")))],
+                          [Math(_num(s, max(errors) if errors else None))]])
+        add(Table([[Text(m("parameter"))], [Text(m("pdf_ours"))], [Text(m("pdf_autograd"))],
+                   [Text(m("pdf_finite_difference"))], [Text(m("pdf_error"))]], table, "lrrrr"))
+    add(Paragraph(_msg(m, "pdf_verification_summary", count=len(v.get("rows", [])),
+                       autograd=Math(_num(s, v.get("max_error", v.get("max_abs_error")))),
+                       fd=Math(_num(s, v.get("finite_difference_max_error"))),
+                       tolerance=Math(_num(s, v.get("tolerance"))))))
+    if v.get("passed"):
+        add(Paragraph([Text(m("pdf_passed"))], "result"))
+    else:
+        add(Paragraph([Text(m("pdf_failed", worst=v.get("worst") or "?"))], "result"))
+
+
+def _num(s: MathStyle, x: Any) -> str:
+    if x is None:
+        return "-" if not _is_typst(s) else '"–"'
+    return s.number(float(x))
+
+
+def _training(doc: Document, training: Any, s: MathStyle, m: Messages, plot: bool) -> None:
+    add = doc.blocks.append
+    add(Heading(1, [Text(m("pdf_training"))]))
+    for run in _trainings(training):
+        t = run.to_dict()
+        optimizer = t.get("optimizer", "gd")
+        key = f"pdf_optimizer_{optimizer}"
+        add(Paragraph(_msg(m, "pdf_training_intro", optimizer=m(key) if key in _catalog(m) else optimizer,
+                           rate=Math(s.number(float(t["learning_rate"]))), steps=t.get("steps", len(t["history"]) - 1)),
+                      "note"))
+        history = t.get("history") or []
+        names = list(history[0]["parameters"]) if history else []
+        shown_names = names[:HISTORY_COLUMNS]
+        if len(history) > HISTORY_ROWS:
+            head, tail = history[:HISTORY_ROWS // 2], history[-(HISTORY_ROWS // 2 - 1):]
+        else:
+            head, tail = history, []
+        header = [[Text(m("pdf_step"))], [Text(m("pdf_loss"))], *[[Math(s.name(p))] for p in shown_names]]
+        if len(names) > len(shown_names):
+            header.append([Math(_dots(s))])
+
+        def row(h: dict[str, Any]) -> list[Cell]:
+            cells: list[Cell] = [[Text(str(h["step"]))], [Math(_num(s, h["loss"]))],
+                                 *[[Math(_num(s, h["parameters"][p]))] for p in shown_names]]
+            if len(names) > len(shown_names):
+                cells.append([Text("")])
+            return cells
+
+        rows = [row(h) for h in head]
+        if tail:
+            rows.append([[Math(_vdots(s))] for _ in header])
+            rows += [row(h) for h in tail]
+        add(Table(header, rows, "r" * len(header), size="small" if len(header) > 6 else "normal"))
+        if t.get("divergence"):
+            add(Paragraph([Text(m("pdf_diverged", step=t["divergence"]["step"]))], "result"))
+        prediction = t.get("prediction")
+        if prediction:
+            inputs = ", ".join(f"{_bare(s, k)} = {s.number(v)}" for k, v in prediction["inputs"].items())
+            add(Paragraph(_msg(m, "pdf_prediction", output=Math(_bare(s, prediction["output"])), inputs=Math(inputs),
+                               before=Math(_num(s, prediction["before"])), after=Math(_num(s, prediction["after"])))))
+    if plot:
+        add(Figure("plot", [Text(m("pdf_loss_caption"))]))
+    else:
+        add(loss_plot(_trainings(training), m))
+
+
+#: A curve keeps at most this many points (evenly spaced steps, first and last included).
+PLOT_POINTS = 400
+
+
+def loss_plot(runs: Sequence[Any], m: Messages) -> Plot:
+    """The loss curves of training runs, as :func:`explain.train.plot_losses` draws them:
+    x in epochs when no run is full-batch, a log y axis when the losses span more than
+    three orders of magnitude, and a cross where a run diverged."""
+    by_epoch = all(getattr(r, "optimizer", "gd") != "gd" for r in runs)
+    series = []
+    for run in runs:
+        losses = np.asarray(run.losses, dtype=float)
+        per = max(int(getattr(run, "updates_per_epoch", 1) or 1), 1) if by_epoch else 1
+        x = np.arange(len(losses)) / per
+        keep = np.isfinite(losses)
+        x, y = x[keep], losses[keep]
+        if len(x) > PLOT_POINTS:
+            idx = np.unique(np.linspace(0, len(x) - 1, PLOT_POINTS).round().astype(int))
+            x, y = x[idx], y[idx]
+        label = m("train_plot_label", rate=_rate(float(run.learning_rate))) if "train_plot_label" in _catalog(m) \
+            else str(run.learning_rate)
+        series.append(Series(label, x.tolist(), y.tolist(), bool(getattr(run, "diverged", False))))
+    ys = [v for s_ in series for v in s_.y]
+    log = bool(ys) and min(ys) > 0 and max(ys) > 1e3 * min(ys)
+    xlabel = m("train_epoch") if by_epoch and "train_epoch" in _catalog(m) else m("pdf_step")
+    return Plot(series, xlabel, m("pdf_loss"), log, [Text(m("pdf_loss_caption"))])
+
+
+def _rate(x: float) -> str:
+    return f"{x:g}"
+
+
+def axis(lo: float, hi: float, log: bool = False, target: int = 5) -> tuple[float, float, list[float]]:
+    """A plot axis: its ends and tick positions, at round numbers (1, 2, 2.5, 5 × 10ᵏ).
+
+    With ``log``, values are exponents of ten: the ends are whole powers, a tick at each
+    (every second or more when they are many).
+    """
+    if log:
+        lo, hi = math.floor(lo), math.ceil(hi)
+        if hi == lo:
+            hi = lo + 1
+        step = max(1, math.ceil((hi - lo) / 8))
+        return lo, hi, [float(k) for k in range(int(lo), int(hi) + 1, step)]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return 0.0, 1.0, [0.0, 1.0]
+    if hi == lo:
+        lo, hi = (lo - 1, hi + 1) if lo == 0 else (lo - abs(lo) / 2, hi + abs(hi) / 2)
+    raw = (hi - lo) / target
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(k * magnitude for k in (1, 2, 2.5, 5, 10) if (hi - lo) / (k * magnitude) <= target)
+    lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    ticks = [lo + i * step for i in range(int(round((hi - lo) / step)) + 1)]
+    return lo, hi, [round(t, 12) for t in ticks]
+
+
+def _catalog(m: Messages) -> dict[str, str]:
+    return m._catalog
+
+
+def _dots(s: MathStyle) -> str:
+    return "dots" if _is_typst(s) else r"\dots"
+
+
+def _vdots(s: MathStyle) -> str:
+    return "dots.v" if _is_typst(s) else r"\vdots"
+
+
+# -- the PDF --------------------------------------------------------------------------
+def _draw_graph(solution: Any, folder: Path, precision: int, lang: str) -> Path | None:
+    """The computation graph as a PDF drawn by Graphviz (exact fonts, vector), or None
+    when it cannot be drawn here: the worked solution is still worth having."""
+    try:
+        from .dot import write_graph
+    except ImportError:
+        return None
+    path = folder / "graph.pdf"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            written = write_graph(solution.derivation, path, precision=precision, lang=lang)
+        except (ExplainError, OSError) as error:
+            warnings.warn(f"{error}", stacklevel=3)
+            return None
+    if Path(written) != path or not path.is_file():
+        if caught:  # no Graphviz: say how to get it (not where the DOT went: a temporary folder)
+            warnings.warn(Messages(lang)("graph_no_dot_svg"), stacklevel=3)
+        return None
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return path
+
+
+def solution_pdf(solution: Any, lang: str = "en", precision: int = 4) -> bytes:
+    """The worked solution as PDF bytes (graph and loss curve included when available).
+
+    Chinese needs a CJK font: one is found automatically (see
+    :mod:`explain.render.fonts`); without one this raises
+    :class:`~explain.errors.ExplainError` naming the font packages to install.
+    """
+    import typst
+
+    from .fonts import require_cjk_font
+    from .typst import typst_document
+
+    Messages(lang)  # an unknown language is an ExplainError before any work
+    cjk = require_cjk_font(lang) if lang == "zh" else None
+    with tempfile.TemporaryDirectory(prefix="explain-pdf-") as tmp:
+        folder = Path(tmp)
+        graph = _draw_graph(solution, folder, precision, lang)
+        source = typst_document(solution, lang=lang, precision=precision,
+                                graph_path=graph.name if graph else None, cjk=cjk)
+        main = folder / "solution.typ"
+        main.write_text(source, encoding="utf-8")
+        try:
+            pdf = typst.compile(str(main), root=str(folder), font_paths=list(cjk.folders) if cjk else [],
+                                ignore_system_fonts=True)
+        except typst.TypstError as error:  # a bug of ours, not bad input: say what Typst said
+            reason = getattr(error, "diagnostic", "") or str(error)
+            raise RuntimeError(Messages(lang)("pdf_compile_failed", reason=reason)) from error
+    assert isinstance(pdf, bytes)
+    return pdf
+
+
+def write_pdf(solution: Any, path: str | Path, lang: str = "en", precision: int = 4) -> None:
+    """Write the worked solution to ``path`` as PDF; nothing is left behind on failure."""
+    from ..commands import write_atomic
+
+    write_atomic(path, solution_pdf(solution, lang=lang, precision=precision))

@@ -1,0 +1,498 @@
+"""Training: gradient-descent trajectories computed with the compiled program.
+
+Why a module of its own?  Students learn as much from watching the loss fall
+(or blow up) as from one derivation, and the seeds all end in a training loop.
+Every number comes from :meth:`explain.compile.Program.loss_and_grad`, compiled
+once and vectorized over samples; the loop only moves parameter slots in a
+prebuilt list of leaves, so it runs as fast as a hand-written NumPy loop.
+
+Conventions (documented in docs/verify-and-train.md):
+
+* ``gd`` uses the whole data set for every step; an epoch is one step.
+* ``sgd`` uses one sample at a time, in order (like seeds 000/001); an epoch is
+  one pass over the samples, ``n`` updates.
+* ``minibatch`` uses ``batch_size`` consecutive samples, in order (the last
+  batch of an epoch may be smaller); the batch loss uses the problem's
+  reduction over the batch (sum, or mean over the batch's samples).
+* ``steps`` counts updates; ``epochs`` counts passes over the data.
+* ``history`` has one entry per update plus the initial state (length
+  updates + 1); each entry's ``loss`` is the loss over *all* samples at that
+  state, so curves of different optimizers are comparable.  For sgd and
+  minibatch this costs one full forward/backward pass per update.
+* When the loss stops being finite the run stops: ``divergence`` names the
+  step, and the history ends with that state (its loss is null in JSON).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .compile import Program
+from .errors import ExplainError
+from .graph import Graph
+from .i18n import Messages, message
+from .problem import Problem, TrainConfig
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+PLOT_FORMATS = ("png", "svg", "pdf")
+TOP_DECADE = 200.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where training blew up: the loss after ``step`` updates was ``kind`` (inf or nan)."""
+
+    step: int
+    kind: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's output at given inputs, before and after training."""
+
+    inputs: dict[str, float]
+    output: str
+    before: float
+    after: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "output": self.output,
+                "before": _json_float(self.before), "after": _json_float(self.after)}
+
+
+@dataclass(frozen=True)
+class SampleGradient:
+    """One sgd update: the sample's data values and the gradient computed from it."""
+
+    step: int
+    epoch: int
+    sample: int
+    inputs: dict[str, float]
+    gradients: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "sample": self.sample, "inputs": self.inputs,
+                "gradients": {k: _json_float(v) for k, v in self.gradients.items()}}
+
+
+@dataclass
+class Training:
+    """A training run: the trajectory as arrays, with list-of-dict views for JSON.
+
+    ``losses[t]`` and ``states[t]`` are the loss over all samples and the
+    parameters after ``t`` updates; ``batch_losses[t]`` and ``gradients[t]`` are
+    the loss and gradient of the batch that update ``t`` was computed from.
+    """
+
+    optimizer: str
+    learning_rate: float
+    reduction: str
+    dtype: str
+    parameter_names: list[str]
+    updates_per_epoch: int
+    planned_steps: int
+    epochs: int | None
+    batch_size: int | None
+    losses: np.ndarray
+    states: np.ndarray
+    batch_losses: np.ndarray
+    gradients: np.ndarray
+    columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    prediction: Prediction | None = None
+    divergence: Divergence | None = None
+
+    @property
+    def steps(self) -> int:
+        """Updates actually made (fewer than planned when training diverged)."""
+        return len(self.losses) - 1
+
+    @property
+    def diverged(self) -> bool:
+        return self.divergence is not None
+
+    @property
+    def initial_loss(self) -> float:
+        return float(self.losses[0])
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.losses[-1])
+
+    @property
+    def final_parameters(self) -> dict[str, float]:
+        return dict(zip(self.parameter_names, map(float, self.states[-1])))
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """SPEC §3: the state before step 0 and after every step."""
+        names = self.parameter_names
+        return [
+            {"step": t, "loss": float(loss), "parameters": dict(zip(names, map(float, state)))}
+            for t, (loss, state) in enumerate(zip(self.losses, self.states))
+        ]
+
+    @property
+    def epoch_summary(self) -> list[dict[str, Any]]:
+        """One row per completed epoch: the loss over all samples and the last batch's loss.
+
+        The last batch's loss is what the seeds print as ``l.item()`` at the end of an epoch.
+        """
+        per = self.updates_per_epoch
+        rows = []
+        for epoch in range(self.steps // per):
+            end = (epoch + 1) * per
+            rows.append({"epoch": epoch, "loss": float(self.losses[end]),
+                         "last_batch_loss": float(self.batch_losses[end - 1])})
+        return rows
+
+    def sample_gradients(self) -> list[SampleGradient]:
+        """For sgd: every update's sample and gradient (the seeds' ``grad: x y g`` lines)."""
+        if self.optimizer != "sgd":
+            return []
+        n = self.updates_per_epoch
+        names = self.parameter_names
+        records = []
+        for t in range(self.steps):
+            i = t % n
+            inputs = {c: float(v[i]) for c, v in self.columns.items()}
+            records.append(SampleGradient(t, t // n, i, inputs, dict(zip(names, map(float, self.gradients[t])))))
+        return records
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``training`` object of SPEC §3 (with a few more keys); inf and nan become null."""
+        return _json_safe({
+            "optimizer": self.optimizer, "learning_rate": self.learning_rate,
+            "reduction": self.reduction, "dtype": self.dtype,
+            "steps": self.steps, "planned_steps": self.planned_steps,
+            "epochs": self.epochs, "batch_size": self.batch_size,
+            "history": self.history,
+            "final": {"loss": _json_float(self.final_loss), "parameters": self.final_parameters},
+            "epoch_summary": self.epoch_summary if self.optimizer != "gd" else [],
+            "sample_gradients": [s.to_dict() for s in self.sample_gradients()],
+            "prediction": self.prediction.to_dict() if self.prediction else None,
+            "diverged": self.diverged,
+            "divergence": self.divergence.to_dict() if self.divergence else None,
+        })
+
+    def _repr_markdown_(self) -> str:
+        from .commands.train import render_markdown
+
+        return render_markdown([self])
+
+
+# -- the public calls ---------------------------------------------------------
+def train(
+    problem: Problem,
+    program: Program | None = None,
+    learning_rate: float | None = None,
+    optimizer: str | None = None,
+    steps: int | None = None,
+    epochs: int | None = None,
+    *,
+    batch_size: int | None = None,
+    dtype: str = "float64",
+    progress: Progress | None = None,
+) -> Training:
+    """Train ``problem`` with gradient descent; arguments override its ``[train]`` table.
+
+    ``program`` is the problem's compiled :class:`~explain.compile.Program`
+    (compiled here when not given).  ``dtype="float32"`` runs the whole loop in
+    single precision, as ``torch.Tensor`` code does.  ``progress(done, total)``
+    is called about a hundred times during the run.
+    """
+    config = _config(problem.train or TrainConfig(), learning_rate, optimizer, steps, epochs, batch_size)
+    if dtype not in DTYPES:
+        raise ExplainError("dtype", message("train_bad_dtype", dtype=dtype, choices=", ".join(DTYPES)))
+    program = program or Program(Graph.from_problem(problem))
+    return _Trainer(problem, program, config, DTYPES[dtype]).run(dtype, progress)
+
+
+def compare_learning_rates(problem: Problem, rates: Sequence[float], program: Program | None = None,
+                           **options: Any) -> list[Training]:
+    """Train once per learning rate (same start, same program), for one comparison plot."""
+    program = program or Program(Graph.from_problem(problem))
+    return [train(problem, program, learning_rate=rate, **options) for rate in rates]
+
+
+def plot_losses(trainings: Sequence[Training], path: str | Path, lang: str = "en", title: str | None = None) -> None:
+    """Draw the loss curves of one or several runs into ``path`` (.png, .svg or .pdf).
+
+    Runs that diverged end with a cross at their last finite loss.  The y axis
+    is logarithmic when the positive losses span more than three orders of
+    magnitude (zeros are then left out).  The file is written atomically, so a
+    failure leaves nothing behind.
+    """
+    fmt = plot_format(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log-scale transforms of huge losses
+        data = _draw(trainings, fmt, Messages(lang), title)
+    from .commands import write_atomic
+
+    write_atomic(path, data)
+
+
+def plot_format(path: str | Path) -> str:
+    """The file format named by the suffix; raises ExplainError for anything but png, svg, pdf."""
+    suffix = Path(path).suffix
+    fmt = suffix.lower().lstrip(".")
+    if fmt not in PLOT_FORMATS:
+        raise ExplainError(str(path), message("train_plot_format", suffix=suffix or "(none)",
+                                              choices=", ".join(PLOT_FORMATS)))
+    return fmt
+
+
+def _draw(trainings: Sequence[Training], fmt: str, m: Messages, title: str | None) -> bytes:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    by_epoch = all(t.optimizer != "gd" for t in trainings)
+    span: list[float] = []
+    for run in trainings:
+        x = np.arange(len(run.losses)) / (run.updates_per_epoch if by_epoch else 1)
+        line, = axes.plot(x, run.losses, label=m("train_plot_label", rate=_short(run.learning_rate)))
+        finite_at = np.flatnonzero(np.isfinite(run.losses))
+        if run.diverged and finite_at.size:
+            last = finite_at[-1]
+            mark = min(float(run.losses[last]), 10.0 ** TOP_DECADE)
+            axes.plot([x[last]], [mark], marker="x", markersize=10, color=line.get_color(), clip_on=False)
+        finite = run.losses[finite_at]
+        span.extend(finite[finite > 0].tolist())
+    if span and max(span) > 1e3 * min(span):
+        axes.set_yscale("log", nonpositive="mask")  # an exact 0 loss is left out, not a crash
+        low, high = math.log10(min(span)), math.log10(max(span))
+        margin = 0.05 * (high - low)
+        # Matplotlib's log ticks overflow near 1e308: a curve that blows up past
+        # TOP_DECADE leaves the chart at the top, which is the picture of divergence.
+        axes.set_ylim(10 ** (low - margin), 10 ** min(high + margin, TOP_DECADE))
+    axes.set_xlabel(m("train_epoch") if by_epoch else m("train_step"))
+    axes.set_ylabel(m("train_loss"))
+    if title:
+        axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+# -- the loop -----------------------------------------------------------------
+def _config(base: TrainConfig, learning_rate: float | None, optimizer: str | None, steps: int | None,
+            epochs: int | None, batch_size: int | None) -> TrainConfig:
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    if learning_rate is not None:
+        if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
+            raise ExplainError("learning_rate", message("train_bad_rate", rate=learning_rate))
+        changes["learning_rate"] = float(learning_rate)
+    if optimizer is not None:
+        changes["optimizer"] = optimizer
+    if steps is not None and epochs is not None:
+        raise ExplainError("steps", message("train_steps_and_epochs"))
+    for key, value in (("steps", steps), ("epochs", epochs), ("batch_size", batch_size)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise ExplainError(key, message("train_bad_count", key=key, value=value))
+    if steps is not None:
+        changes.update(steps=steps, epochs=None)
+    if epochs is not None:
+        changes.update(epochs=epochs, steps=None)
+    if batch_size is not None:
+        changes["batch_size"] = batch_size
+    return replace(base, **changes)
+
+
+class _Trainer:
+    """Holds the prebuilt leaves of one run; only parameter slots change inside the loop."""
+
+    def __init__(self, problem: Problem, program: Program, config: TrainConfig, dtype: Any) -> None:
+        graph = program.graph
+        self.problem = problem
+        self.program = program
+        self.config = config
+        self.dtype = dtype
+        self.names = graph.parameters
+        nodes = list(graph.nodes)
+        self.slots = [nodes.index(p) for p in self.names]
+        self.n = problem.n_samples or 1
+        if config.optimizer not in ("gd", "sgd", "minibatch"):
+            raise ExplainError("optimizer", message("train_bad_optimizer", optimizer=config.optimizer))
+        if config.optimizer != "gd" and not problem.data:
+            raise ExplainError("optimizer", message("train_needs_data", optimizer=config.optimizer))
+        if config.optimizer == "minibatch" and not config.batch_size:
+            raise ExplainError("batch_size", message("train_needs_batch_size"))
+        start = {**problem.parameters, **problem.values, **problem.data}
+        self.full = [_cast(v, dtype) for v in program.leaves(start)]
+        self.batches = self._batches(nodes, graph)
+
+    def _batches(self, nodes: list[str], graph: Graph) -> list[tuple[list[Any], int]]:
+        """The leaves of each update within an epoch, with the batch's sample count."""
+        opt = self.config.optimizer
+        if opt == "gd":
+            return [(self.full, self.n)]
+        size = 1 if opt == "sgd" else min(int(self.config.batch_size or 1), self.n)
+        data = [i for i, name in enumerate(nodes) if graph.nodes[name].kind == "data"]
+        batches = []
+        for start in range(0, self.n, size):
+            leaves = list(self.full)
+            for i in data:
+                leaves[i] = self.full[i][start] if opt == "sgd" else self.full[i][start:start + size]
+            batches.append((leaves, min(size, self.n - start)))
+        return batches
+
+    def updates(self) -> int:
+        c = self.config
+        if c.steps is not None:
+            return int(c.steps)
+        return int(c.epochs or 1) * len(self.batches)
+
+    def run(self, dtype_name: str, progress: Progress | None) -> Training:
+        total = self.updates()
+        p = len(self.names)
+        losses = np.empty(total + 1)
+        states = np.empty((total + 1, p))
+        batch_losses = np.empty(total)
+        gradients = np.empty((total, p))
+        states[0] = [float(self.full[i]) for i in self.slots]
+        with np.errstate(all="ignore"):
+            done, divergence = self._loop(total, losses, states, batch_losses, gradients, progress)
+        c = self.config
+        training = Training(
+            optimizer=c.optimizer, learning_rate=c.learning_rate, reduction=self.problem.reduction,
+            dtype=dtype_name, parameter_names=list(self.names), updates_per_epoch=len(self.batches),
+            planned_steps=total, epochs=c.epochs, batch_size=c.batch_size if c.optimizer == "minibatch" else None,
+            losses=losses[:done + 1].copy(), states=states[:done + 1].copy(),
+            batch_losses=batch_losses[:done].copy(), gradients=gradients[:done].copy(),
+            columns=dict(self.problem.data), divergence=divergence,
+        )
+        training.prediction = predict(self.problem, self.program, training)
+        return training
+
+    def _loop(self, total: int, losses: np.ndarray, states: np.ndarray, batch_losses: np.ndarray,
+              gradients: np.ndarray, progress: Progress | None) -> tuple[int, Divergence | None]:
+        """Run the updates; returns how many were made and the divergence, if any."""
+        f = self.program.loss_and_grad
+        full, n, slots, batches = self.full, self.n, self.slots, self.batches
+        lr = self.config.learning_rate
+        per = len(batches)
+        gd = self.config.optimizer == "gd"
+        params = [full[i] for i in slots]
+        chunk = max(1, total // 100) if progress else total or 1
+        isfinite = math.isfinite
+        if not gd:
+            losses[0] = f(full, n)[0]
+        for begin in range(0, total, chunk):
+            for t in range(begin, min(begin + chunk, total)):
+                leaves, size = batches[t % per]
+                if not gd:
+                    for k, i in enumerate(slots):
+                        leaves[i] = params[k]
+                loss, grads = f(leaves, size)
+                if gd:
+                    losses[t] = loss
+                    if not isfinite(loss):
+                        return t, Divergence(t, _kind(loss))
+                batch_losses[t] = loss
+                gradients[t] = grads
+                for k, i in enumerate(slots):
+                    params[k] = full[i] = params[k] - lr * grads[k]
+                states[t + 1] = params
+                if not gd:
+                    losses[t + 1] = loss = f(full, n)[0]
+                    if not isfinite(loss):
+                        return t + 1, Divergence(t + 1, _kind(loss))
+            if progress:
+                progress(min(begin + chunk, total), total)
+        if gd:
+            losses[total] = loss = f(full, n)[0]
+            if not isfinite(loss):
+                return total, Divergence(total, _kind(loss))
+        return total, None
+
+
+def _kind(value: float) -> str:
+    return "nan" if math.isnan(value) else "inf"
+
+
+def _cast(value: Any, dtype: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.astype(dtype)
+    return dtype(value)
+
+
+# -- prediction ---------------------------------------------------------------
+def prediction_output(graph: Graph, inputs: Sequence[str], output: str | None = None) -> str:
+    """Which stage is "the model's output" for a prediction at ``inputs``.
+
+    ``[train] output`` when given; otherwise the last stage before the loss
+    that depends on data but only on the given input columns (so ``y_pred =
+    w*x`` is chosen over ``l = (y_pred - y)**2``, which also needs ``y``).
+    """
+    if output is not None:
+        if output not in graph.nodes or graph.nodes[output].is_leaf:
+            raise ExplainError("[train] output", message("train_bad_output", name=output))
+        return output
+    needs: dict[str, set[str]] = {}
+    for node in graph:
+        if node.kind == "data":
+            needs[node.name] = {node.name}
+        else:
+            needs[node.name] = set().union(*(needs[i] for i in node.inputs)) if node.inputs else set()
+    given = set(inputs)
+    candidates = [n.name for n in graph.stages if n.name != graph.loss and needs[n.name] and needs[n.name] <= given]
+    if not candidates:
+        raise ExplainError("[train] predict", message("train_no_output", inputs=", ".join(inputs)))
+    return candidates[-1]
+
+
+def predict(problem: Problem, program: Program, training: Training) -> Prediction | None:
+    """The output at ``[train] predict`` with the initial and the final parameters."""
+    config = problem.train
+    if config is None or not config.predict:
+        return None
+    graph = program.graph
+    output = prediction_output(graph, list(config.predict), config.output)
+    one = {name: np.array([config.predict.get(name, 0.0)]) for name in problem.data}
+
+    def at(state: Mapping[str, float]) -> float:
+        values = program.evaluate({**problem.values, **state, **one}).values[output]
+        return float(np.asarray(values).reshape(-1)[0])
+
+    before = at(problem.parameters)
+    after = at(training.final_parameters)
+    return Prediction(dict(config.predict), output, before, after)
+
+
+def _short(value: float) -> str:
+    return f"{value:g}"
+
+
+def _json_float(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no inf or nan: they become null, wherever they are."""
+    if isinstance(value, float):
+        return _json_float(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
