@@ -314,6 +314,7 @@ class Grader:
         self.learning_rate = learning_rate
         self.student = Student(self.graph, learning_rate, batch, program=self.derivation.program)
         self.diagnoser = Diagnoser(self.student, learning_rate)
+        self._words: dict[tuple[Mistake, Quantity], tuple[str, str]] = {}
         self._symbolic = _Symbolic(self.derivation, self.student)
 
     @property
@@ -406,7 +407,9 @@ class Grader:
         found = self.diagnoser.find(q, matches, pairs, prefer)
         diagnosis = None
         if found is not None:
-            message, step = describe(found, q, self.graph, self.messages)
+            if (found, q) not in self._words:
+                self._words[(found, q)] = describe(found, q, self.graph, self.messages)
+            message, step = self._words[(found, q)]
             diagnosis = Diagnosis(found.code, message, step, found.codes)
         else:
             note = (note + " " if note else "") + self.messages("check_no_diagnosis")
@@ -643,6 +646,8 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
         return results
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    _GRADER.diagnoser.warm(pairs=True)  # once here rather than once per worker
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)

@@ -459,9 +459,9 @@ class Diagnoser:
         self._pairs: list[Mistake] | None = None
         self._tables: dict[tuple[Quantity, bool], tuple[list[Mistake], np.ndarray]] = {}
 
-    def warm(self) -> None:
-        """Compute every single mistake's results now (before worker processes are forked)."""
-        for m in self.singles:
+    def warm(self, pairs: bool = False) -> None:
+        """Compute the mistakes' results now (before worker processes are forked)."""
+        for m in self.singles + (self.pairs if pairs else []):
             self.student.outcome(m)
 
     @property

@@ -75,10 +75,13 @@ def test_gradient_equals_torch_autograd(text, point):
         return
     d = explain.grad(text, at={v: values[v] for v in used})
     tensors = {v: torch.tensor(values[v], dtype=torch.float64, requires_grad=True) for v in used}
-    funcs = {
+    def tensor_input(f):
+        return lambda z: f(torch.as_tensor(z, dtype=torch.float64))
+
+    funcs = {name: tensor_input(f) for name, f in {
         "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt,
         "softplus": torch.nn.functional.softplus, "sin": torch.sin, "cos": torch.cos,
-    }
+    }.items()}
     out = eval(text, {"__builtins__": {}}, {**funcs, **tensors})  # noqa: S307 - test-generated text
     out.backward()
     for name in used:

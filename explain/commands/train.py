@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         bar = ProgressBar(m("train_progress", rate=number(rate) if rate else ""))
         try:
             runs.append(train(problem, program, learning_rate=rate, optimizer=args.optimizer, steps=args.steps,
-                              epochs=args.epochs, progress=bar))
+                              epochs=args.epochs, dtype=getattr(args, "dtype", "float64"), progress=bar))
         finally:
             bar.close()
     if args.plot:

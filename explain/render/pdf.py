@@ -2,16 +2,20 @@
 
 :func:`outline` walks a :class:`~explain.api.Solution` once and lays out its
 sections as format-neutral blocks (headings, paragraphs, equations, tables,
-figures) whose math is already printed by the output's
+figures, a loss plot) whose math is already printed by the output's
 :class:`~explain.render.mathprint.MathStyle`; the Typst and LaTeX renderers
-only print those blocks.  Every equation comes from
-:class:`~explain.render.steps.StepWriter` and every sentence from the message
-catalog, so the PDF, the LaTeX document, the text and the Markdown of a
-solution cannot disagree.
+(:mod:`explain.render.typst`, :mod:`explain.render.latex`) only print those
+blocks.  Every equation comes from :class:`~explain.render.steps.StepWriter`
+and every sentence from the message catalog, so the PDF, the LaTeX document,
+the text and the Markdown of a solution cannot disagree.
 
-:func:`solution_pdf` draws the computation graph and the loss curve into a
-temporary folder, writes the Typst source there and compiles it with the
-``typst`` package; :func:`write_pdf` writes the result atomically.
+:func:`solution_pdf` draws the computation graph with Graphviz into a
+temporary folder (as PDF: exact fonts, vector; left out with a warning when
+Graphviz is missing), writes the Typst source beside it and compiles it with
+the ``typst`` package — no system fonts are read for English; Chinese adds
+the CJK font found by :mod:`explain.render.fonts`.  The loss curve is drawn by
+Typst itself, from the training history.  :func:`write_pdf` writes the result
+atomically.
 """
 
 from __future__ import annotations
