@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="number of steps (overrides the problem)")
     p.add_argument("--epochs", type=int, help="number of epochs (overrides the problem)")
     p.add_argument("--optimizer", choices=("gd", "sgd", "minibatch"), help="overrides the problem")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
+                   help="number type of the training loop (float32 reproduces PyTorch's default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-sample gradient printout")
     _common(p)
 

@@ -27,7 +27,7 @@ def _numpy_namespace() -> dict[str, Any]:
     names: dict[str, Any] = {
         "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
         "Abs": np.abs, "sign": np.sign, "Max": np.maximum, "Min": np.minimum,
-        "Heaviside": lambda z: np.heaviside(z, 0.5), "sum_samples": np.sum, "as_array": np.asarray,
+        "Heaviside": lambda z, at_zero=0.5: np.heaviside(z, at_zero), "sum_samples": np.sum, "as_array": np.asarray,
     }
     names.update(NUMPY_FUNCTIONS)
     return names
@@ -46,7 +46,7 @@ def _torch_namespace() -> dict[str, Any]:
     names: dict[str, Any] = {
         "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "tanh": torch.tanh, "sin": torch.sin,
         "cos": torch.cos, "Abs": torch.abs, "sign": torch.sign, "Max": pair(torch.maximum),
-        "Min": pair(torch.minimum), "Heaviside": lambda z: torch.heaviside(z, torch.full_like(z, 0.5)),
+        "Min": pair(torch.minimum), "Heaviside": lambda z, at_zero=0.5: torch.heaviside(z, torch.full_like(z, float(at_zero))),
         "sum_samples": torch.sum, "as_array": torch.as_tensor,
     }
     names.update(torch_functions())
@@ -83,7 +83,7 @@ class CodePrinter:
             if exponent.is_Integer and exponent > 0:
                 return f"({self(base)} ** {int(exponent)})"
             return f"({self(base)} ** {self(exponent)})"
-        if isinstance(expr, sp.Function):
+        if isinstance(expr, (sp.Function, sp.Max, sp.Min)):  # Max and Min are not Functions in SymPy
             name = type(expr).__name__
             if name not in self.functions:
                 raise ValueError(f"no numeric implementation of {name}")

@@ -247,7 +247,7 @@ def test_graph_view_displays_as_svg(seed003: Derivation) -> None:
 def test_cli_writes_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "g.svg"
     assert main(["graph", str(SEED003), "-o", str(out), "--highlight", "w1", "--level", "operation"]) == 0
-    assert str(out) in capsys.readouterr().out
+    assert str(out) in capsys.readouterr().err
     assert "∂E/∂w1" in out.read_text(encoding="utf-8")
 
 
@@ -259,7 +259,7 @@ def test_cli_default_output_is_the_problem_stem(
     assert main(["graph", str(SEED003)]) == 0
     captured = capsys.readouterr()
     assert (tmp_path / "seed003_network.dot").exists()
-    assert "seed003_network.dot" in captured.out and "install graphviz" in captured.err
+    assert "seed003_network.dot" in captured.err and "install graphviz" in captured.err
 
 
 @pytest.mark.parametrize("argv", [["--highlight", "w9"], ["-o", "g.gif"], ["--level", "neurons"]])

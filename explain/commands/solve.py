@@ -67,8 +67,14 @@ def render_solution(solution: Any, args: argparse.Namespace) -> str:
         from ..render.markdown import render_solution as md
 
         return md(solution, precision=args.precision, lang=args.lang)
+    from ..i18n import Messages
+    from . import train as train_command
+    from . import verify as verify_command
+
+    m = Messages(args.lang)
     text = render_derivation(solution.derivation, args, color=use_color() and not args.output)
-    for part in (solution.verification, solution.training):
-        if part is not None and hasattr(part, "to_text"):
-            text += "\n" + part.to_text(precision=args.precision, lang=args.lang, color=use_color() and not args.output)
+    if solution.verification is not None:
+        text += "\n" + verify_command.render_text(solution.verification, m, args.precision) + "\n"
+    if solution.training is not None:
+        text += "\n" + train_command.render_text([solution.training], m, args.precision, quiet=True) + "\n"
     return text

@@ -75,8 +75,14 @@ def render_derivation(d: Derivation, precision: int = 6, lang: str = "en", title
 
 def render_solution(solution: Any, precision: int = 6, lang: str = "en") -> str:
     """A solution: the derivation, then verification and training summaries."""
+    from ..commands import train as train_command
+    from ..commands import verify as verify_command
+    from ..i18n import Messages
+
+    m = Messages(lang)
     text = render_derivation(solution.derivation, precision=precision, lang=lang)
-    for part in (solution.verification, solution.training):
-        if part is not None and hasattr(part, "to_markdown"):
-            text += "\n" + part.to_markdown(precision=precision, lang=lang)
+    if solution.verification is not None:
+        text += "\n" + verify_command.render_markdown(solution.verification, m, precision) + "\n"
+    if solution.training is not None:
+        text += "\n" + train_command.render_markdown([solution.training], m, precision, quiet=True) + "\n"
     return text

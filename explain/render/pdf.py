@@ -340,6 +340,7 @@ def _after_one_step(training: Any) -> tuple[float, dict[str, float]] | None:
 
 def _verification(doc: Document, verification: Any, s: MathStyle, m: Messages) -> None:
     v = verification.to_dict()
+    tiny = type(s)(2)  # errors need two digits, not the solution's precision
     add = doc.blocks.append
     add(Heading(1, [Text(m("pdf_verification"))]))
     add(Paragraph([Text(m("pdf_verification_intro", engine=v.get("engine", "torch"), device=v.get("device", "cpu"),
@@ -353,13 +354,13 @@ def _verification(doc: Document, verification: Any, s: MathStyle, m: Messages) -
             errors = [e for e in (r.get("error"), f.get("error")) if e is not None]
             table.append([[Math(s.name(r["node"]))], [Math(_num(s, r.get("symbolic")))],
                           [Math(_num(s, r.get("torch")))], [Math(_num(s, f.get("estimate")))],
-                          [Math(_num(s, max(errors) if errors else None))]])
+                          [Math(_num(tiny, max(errors) if errors else None))]])
         add(Table([[Text(m("parameter"))], [Text(m("pdf_ours"))], [Text(m("pdf_autograd"))],
                    [Text(m("pdf_finite_difference"))], [Text(m("pdf_error"))]], table, "lrrrr"))
     add(Paragraph(_msg(m, "pdf_verification_summary", count=len(v.get("rows", [])),
-                       autograd=Math(_num(s, v.get("max_error", v.get("max_abs_error")))),
-                       fd=Math(_num(s, v.get("finite_difference_max_error"))),
-                       tolerance=Math(_num(s, v.get("tolerance"))))))
+                       autograd=Math(_num(tiny, v.get("max_error", v.get("max_abs_error")))),
+                       fd=Math(_num(tiny, v.get("finite_difference_max_error"))),
+                       tolerance=Math(_num(tiny, v.get("tolerance"))))))
     if v.get("passed"):
         add(Paragraph([Text(m("pdf_passed"))], "result"))
     else:

@@ -94,12 +94,14 @@ def _array(items: Sequence[str]) -> str:
 
 
 # -- inline --------------------------------------------------------------------------
-def _inline(parts: Sequence[Inline]) -> str:
-    """Markup for words and math; every word is a string literal, so nothing runs."""
+def _inline(parts: Sequence[Inline], unbroken: bool = False) -> str:
+    """Markup for words and math; every word is a string literal, so nothing runs.
+
+    ``unbroken`` keeps each piece of math on one line (``w_7 = -0.3`` in a list)."""
     out = []
     for p in parts:
         if isinstance(p, Math):
-            out.append(_math(p.src))
+            out.append(f"#box({_math(p.src)})" if unbroken else _math(p.src))
         elif p.text:
             out.append(f"#strong({typst_string(p.text)})" if p.strong else f"#{typst_string(p.text)}")
     return "".join(out)
@@ -139,7 +141,8 @@ def _block(block: Block, figures: dict[str, str], style: TypstMath) -> str:
         options = ", max-height: 7.5cm" if block.key == "plot" else ""
         return f"#{function}({typst_string(path)}, {_content(block.caption)}{options})\n"
     if isinstance(block, Facts):
-        cells = ", ".join(f"strong({typst_string(label)}), {_content(parts)}" for label, parts in block.rows)
+        cells = ", ".join(f"strong({typst_string(label)}), [{_inline(parts, unbroken=True)}]"
+                          for label, parts in block.rows)
         return f"#ex-facts({cells})\n"
     if isinstance(block, Plot):
         return _plot(block, style)
