@@ -380,26 +380,22 @@ class Grader:
         if given.shape != shape:
             note = m("check_expected_list", n=shape[0]) if shape else m("check_expected_number")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
-        tolerance = self._tolerance(answer, expected)
-        if _within(given, expected, tolerance):
+        if _within(given, expected, self._tolerance(answer, expected, shape)):
             return Item(answer.key, answer.value, expected, "correct", line=answer.line)
         pairs = self.rtol is not None or answer.digits >= PAIR_DIGITS
-        places = np.asarray(answer.places, dtype=float).reshape(np.shape(expected))
 
         def matches(values: np.ndarray) -> np.ndarray:
-            if self.rtol is not None:
-                tolerance = self.rtol * np.abs(values) + 1e-15
-            else:
-                tolerance = 0.5 * places * (1 + 1e-9) + NOISE * np.abs(values)
-            return np.all(np.abs(given - values) <= tolerance, axis=tuple(range(1, values.ndim)))
+            close = np.abs(given - values) <= self._tolerance(answer, values, shape)
+            return np.all(close, axis=tuple(range(1, values.ndim)))
 
         return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer)
 
-    def _tolerance(self, answer: Answer, expected: Any) -> Any:
-        scale = np.abs(np.asarray(expected, dtype=float))
+    def _tolerance(self, answer: Answer, reference: Any, shape: tuple[int, ...]) -> Any:
+        """How far from ``reference`` (the truth, or stacked candidates) an answer may be."""
+        scale = np.abs(np.asarray(reference, dtype=float))
         if self.rtol is not None:
             return self.rtol * scale + 1e-15
-        places = np.asarray(answer.places, dtype=float).reshape(np.shape(expected))
+        places = np.asarray(answer.places, dtype=float).reshape(shape)
         return 0.5 * places * (1 + 1e-9) + NOISE * scale
 
     def _incorrect(self, answer: Answer, q: Quantity, expected: Any, matches: Callable[[np.ndarray], np.ndarray],

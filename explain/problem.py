@@ -326,8 +326,6 @@ class _Reader:
             if not isinstance(predict, Mapping) or not predict:
                 raise self.fail("[train] predict", "must be a table of inputs, such as { x = 4 }")
             for key, value in predict.items():
-                if key not in data and isinstance(value, (int, float)) is False:
-                    raise self.fail(f"[train] predict {key}", "must be a number")
                 if key not in data:
                     raise self.fail(f"[train] predict {key}", "must name a [data] column")
                 if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -22,6 +22,8 @@ from .parse import evaluate_value, is_valid_name, parse_expression
 from .problem import Problem, Stage
 
 RESULT = "f"
+#: The ``source`` of a problem made from one expression (its result is not a "loss").
+EXPRESSION_SOURCE = "expression"
 
 
 class _AnyName(Mapping[str, sp.Expr]):
@@ -92,7 +94,7 @@ def stage(expr: sp.Expr) -> list[Stage]:
 
 
 def expression_problem(
-    text: str, wrt: list[str] | None = None, at: Mapping[str, Any] | None = None, where: str = "expression",
+    text: str, wrt: list[str] | None = None, at: Mapping[str, Any] | None = None, where: str = EXPRESSION_SOURCE,
 ) -> Problem:
     """A Problem for one expression: ``wrt`` are its parameters, ``at`` gives every value."""
     # The names the user wrote, even those SymPy cancels (a - a): their gradient is 0.
@@ -125,7 +127,7 @@ def expression_problem(
         title=text, stages=stages,
         parameters={n: numbers[n] for n in names if n in wrt},
         values={n: numbers[n] for n in names if n not in wrt},
-        loss=RESULT, source=where,
+        loss=RESULT, source=EXPRESSION_SOURCE,
     )
 
 

@@ -214,6 +214,21 @@ def test_formula_in_a_data_problem_is_one_sample():
     assert [i.verdict for i in report.items] == ["correct"] * 3, report.to_dict()
 
 
+def test_per_sample_answers_are_lists():
+    # Seed 003's linear model at its seeded start: y_pred = w·x + b, l = (y_pred − y)², summed.
+    problem = EXAMPLES / "seed003_linear.toml"
+    grader = Grader(problem)
+    w, b = grader.derivation.value("w"), grader.derivation.value("b")
+    xs, ys = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0])
+    y_pred = w * xs + b
+    listed = ", ".join(f"{v:.4g}" for v in y_pred)
+    grads = ", ".join(f"{v:.4g}" for v in 2 * (y_pred - ys))
+    text = f'[answers]\ny_pred = [{listed}]\n"dl/dy_pred" = [{grads}]\n"dl/dw" = {np.sum(2 * (y_pred - ys) * xs):.4g}\n'
+    assert grader.grade(parse_answers(text)).passed
+    item = grader.grade(parse_answers("[answers]\ny_pred = [0.5, 0.7]\n")).items[0]
+    assert item.verdict == "incorrect" and "3 values" in item.note
+
+
 # -- reading files --------------------------------------------------------------------------
 def test_unreadable_answers_file_names_the_line(tmp_path):
     path = tmp_path / "alice.toml"

@@ -201,7 +201,8 @@ def test_latex_text_escapes_every_special_character() -> None:
 
 
 # -- safety: text from problem files stays text --------------------------------------
-EVIL_TITLE = '#read("/etc/passwd") \\input{/etc/passwd} $x$ "]; <b> @ref *bold* _x_ `raw`'
+EVIL_TITLE = ('#read("/etc/passwd") \\input{/etc/passwd} $x$ "]; <b> @ref *bold* _x_ `raw`'
+              '\n#panic("title ran") \u2028#panic("line separator ran")')
 EVIL_DESCRIPTION = 'Also #include "/etc/passwd" and \\include{/etc/passwd}, ]; #panic("no") and \\\\ \\end{document}'
 
 

@@ -104,16 +104,16 @@ def _fontconfig_files() -> list[Path]:
     return [Path(p) for p in paths if Path(p).is_file()]
 
 
-def _families(folders: list[str], files: set[str]) -> list[str]:
-    """Family names of the fonts in ``files``, as Typst sees them."""
+def _families(folders: list[str], files: set[str]) -> dict[str, set[str]]:
+    """The families of the fonts in ``files``, as Typst sees them, with their folders."""
     import typst
 
     fonts = typst.Fonts(include_system_fonts=False, include_embedded_fonts=False, font_paths=folders)
-    seen: dict[str, None] = {}
+    found: dict[str, set[str]] = {}
     for info in fonts.fonts():
         if info.path is not None and os.path.realpath(info.path) in files:
-            seen.setdefault(info.family, None)
-    return list(seen)
+            found.setdefault(info.family, set()).add(str(Path(info.path).parent))
+    return found
 
 
 @cache
@@ -131,8 +131,10 @@ def find_cjk_font() -> CjkFont | None:
         return next((f for f in preferred if f in families), None)
 
     serif, sans = pick(SERIF_FAMILIES), pick(SANS_FAMILIES)
-    fallback = families[0]
-    return CjkFont(tuple(folders), serif or sans or fallback, sans or serif or fallback)
+    fallback = next(iter(families))
+    serif, sans = serif or sans or fallback, sans or serif or fallback
+    used = [f for f in folders if f in families[serif] | families[sans]] or folders
+    return CjkFont(tuple(used), serif, sans)
 
 
 def require_cjk_font(lang: str = "zh") -> CjkFont:

@@ -101,4 +101,8 @@ def closed_form(d: Derivation, name: str) -> Any:
 
 
 def dumps(obj: dict[str, Any]) -> str:
+    """Indented JSON for people; compact when it is large (a big network), for programs."""
+    compact = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    if len(compact) > 1_000_000:
+        return compact
     return json.dumps(obj, indent=2, ensure_ascii=False)

@@ -12,6 +12,7 @@ and titles, descriptions and names from problem files — goes through
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,8 +41,19 @@ COLUMN_WIDTH = 36
 
 
 def latex_text(text: str) -> str:
-    """Text for LaTeX: every special character escaped, so it prints as itself."""
-    return "".join(_SPECIAL.get(c) or _SYMBOLS.get(c) or c for c in text)
+    """Text for LaTeX: every special character escaped, so it prints as itself.
+
+    Unusual white space (tabs, line and paragraph separators) becomes a space and
+    other control characters are dropped: TeX would stop on them."""
+    out = []
+    for c in text:
+        if c in _SPECIAL or c in _SYMBOLS:
+            out.append(_SPECIAL.get(c) or _SYMBOLS[c])
+        elif c.isspace():
+            out.append("\n" if c == "\n" else " ")
+        elif unicodedata.category(c) != "Cc":
+            out.append(c)
+    return "".join(out)
 
 
 def latex_document(solution: Any, lang: str = "en", precision: int = 4) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..derivation import Derivation
+from ..stage import EXPRESSION_SOURCE
 from ..i18n import Messages
 from .mathprint import LatexMath
 from .steps import StepWriter, shown_edges, shown_nodes
@@ -47,7 +48,8 @@ def render_derivation(d: Derivation, precision: int = 6, lang: str = "en", title
     if g.is_data_problem:
         out += [m("per_sample_note", reduction=m(f"reduction_{g.reduction}"), n=g.n_samples), ""]
     out.append(_math("\n\\\\[4pt]\n".join(w.forward(s).render(style) for s in d.forward)))
-    out += ["", f"**{m('loss_is', name=g.loss, value=style.number(d.loss_value))}**", ""]
+    key = "result_is" if g.source == EXPRESSION_SOURCE else "loss_is"
+    out += ["", f"**{m(key, name=g.loss, value=style.number(d.loss_value))}**", ""]
 
     out += [f"## {m('local_partials')}", "", m("local_intro"), ""]
     out.append(_math("\n\\\\[4pt]\n".join(w.local(s).render(style) for s in shown_edges(d))))

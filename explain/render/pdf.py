@@ -42,6 +42,9 @@ HISTORY_ROWS = 12
 HISTORY_COLUMNS = 8
 #: Rows of a data preview.
 DATA_ROWS = 5
+#: A parameter with more paths to the loss gets the delta form only: a sum of dozens of
+#: products fills pages without teaching more than the delta form does.
+PDF_PATHS = 8
 
 
 # -- the blocks of a document ---------------------------------------------------------
@@ -283,7 +286,7 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
         if gradient.path_count == 0:
             add(Paragraph(_msg(m, "no_paths", name=Math(s.name(name)))))
             continue
-        chain = w.chain(gradient)
+        chain = w.chain(gradient) if gradient.path_count <= PDF_PATHS else None
         delta = [Paragraph([Text(m("delta_form"))], "label"), Equations([_eq(w.delta(gradient))])]
         if chain is None:
             add(Paragraph(_msg(m, "too_many_paths", count=gradient.path_count, name=Math(s.name(name))), "note"))
@@ -296,7 +299,7 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     after = _after_one_step(solution.training)
     header = [[Text(m("parameter"))], [Text(m("value"))], [Text(m("gradient"))]]
     if after is not None:
-        header.append([Text(m("pdf_after_step", rate=s.number(after[0])))])
+        header.append(_msg(m, "pdf_after_step", rate=Math(s.number(after[0]))))
     rows = []
     for name, gradient in d.gradients.items():
         row = [[Math(s.name(name))], [Math(s.number(g.leaf_values[name]))], [Math(s.number(gradient.value))]]
@@ -330,12 +333,12 @@ def _trainings(training: Any) -> list[Any]:
 def _after_one_step(training: Any) -> tuple[float, dict[str, float]] | None:
     """For full-batch gradient descent: the learning rate and the parameters after step 1."""
     runs = _trainings(training) if training is not None else []
-    if len(runs) != 1:
+    if len(runs) != 1 or getattr(runs[0], "optimizer", None) != "gd":
         return None
     history = runs[0].to_dict().get("history") or []
-    if runs[0].to_dict().get("optimizer") != "gd" or len(history) < 2:
+    if len(history) < 2:
         return None
-    return float(runs[0].to_dict()["learning_rate"]), dict(history[1]["parameters"])
+    return float(runs[0].learning_rate), dict(history[1]["parameters"])
 
 
 def _verification(doc: Document, verification: Any, s: MathStyle, m: Messages) -> None:
@@ -461,7 +464,9 @@ def axis(lo: float, hi: float, log: bool = False, target: int = 5) -> tuple[floa
         lo, hi = math.floor(lo), math.ceil(hi)
         if hi == lo:
             hi = lo + 1
-        step = max(1, math.ceil((hi - lo) / 8))
+        span = max(1, math.ceil((hi - lo) / 8))
+        step = next(k for k in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000) if k >= span)
+        lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
         return lo, hi, [float(k) for k in range(int(lo), int(hi) + 1, step)]
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return 0.0, 1.0, [0.0, 1.0]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..derivation import Derivation
+from ..stage import EXPRESSION_SOURCE
 from ..i18n import Messages
 from .mathprint import TextMath
 from .steps import StepWriter, shown_edges, shown_nodes
@@ -92,7 +93,8 @@ def render_derivation(
         doc.line(_emph(doc, m("loss_reduced", name=g.loss, reduction=m(f"reduction_{g.reduction}"),
                               n=g.n_samples, value=style.number(d.loss_value))))
     else:
-        doc.line(_emph(doc, m("loss_is", name=g.loss, value=style.number(d.loss_value))))
+        key = "result_is" if g.source == EXPRESSION_SOURCE else "loss_is"
+        doc.line(_emph(doc, m(key, name=g.loss, value=style.number(d.loss_value))))
 
     doc.heading(m("local_partials"), 2)
     doc.note(m("local_intro"))

@@ -18,9 +18,8 @@ from typing import Any
 
 from .fonts import CjkFont, find_cjk_font
 from .mathprint import TypstMath, typst_string
-from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table, Text,
-                 
-                  axis, outline)
+from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
+                  Text, axis, outline)
 
 #: Latin text and math: the fonts Typst brings with it, so English needs no system font.
 LATIN_FONT = "New Computer Modern"
@@ -71,8 +70,8 @@ def render(doc: Document, figures: dict[str, str], style: TypstMath, cjk: CjkFon
         fonts = heading_fonts = (LATIN_FONT,)
         region = "none"
     out = [
-        f"// {doc.subtitle}: {doc.title}",
-        f"// {doc.meta}",
+        f"// {_comment(doc.subtitle)}: {_comment(doc.title)}",
+        f"// {_comment(doc.meta)}",
         "// Compile with: typst compile <this file> (the images it names must lie beside it).",
         "",
         template(),
@@ -87,6 +86,11 @@ def render(doc: Document, figures: dict[str, str], style: TypstMath, cjk: CjkFon
     for block in doc.blocks:
         out.append(_block(block, figures, style))
     return "\n".join(out) + "\n"
+
+
+def _comment(text: str) -> str:
+    """Text for a ``//`` comment: one line, whatever line breaks it held (else the rest would be code)."""
+    return " ".join(text.split())
 
 
 def _array(items: Sequence[str]) -> str:
