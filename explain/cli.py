@@ -18,11 +18,11 @@ FORMATS = ("text", "markdown", "latex", "typst", "json")
 LANGS = ("en", "zh")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", "-f", choices=FORMATS, default="text", help="output format (default: text)")
+def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS, precision: int = 6) -> None:
+    parser.add_argument("--format", "-f", choices=formats, default="text", help="output format (default: text)")
     parser.add_argument("--lang", choices=LANGS, default="en", help="language of the explanation (default: en)")
-    parser.add_argument("--precision", "-p", type=int, default=6, metavar="N",
-                        help="significant digits shown (JSON always has full float64 values; default: 6)")
+    parser.add_argument("--precision", "-p", type=int, default=precision, metavar="N",
+                        help=f"significant digits shown (JSON always has full float64 values; default: {precision})")
     parser.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
 
 
@@ -56,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--highlight", metavar="NAME", help="emphasise every path from NAME to the loss")
     p.add_argument("--level", choices=("auto", "operation", "stage"), default="auto",
                    help="one node per operation, or one per stage/neuron (default: stage for networks)")
-    _common(p)
+    _common(p, precision=4)
 
     p = sub.add_parser("verify", help="compare every value and gradient with PyTorch autograd and finite differences")
     p.add_argument("problem", help="the problem file (TOML)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--tolerance", type=float, default=None, help="largest accepted absolute error")
-    _common(p)
+    _common(p)  # latex/typst are accepted so that the message can point to `solve --format latex`
 
     p = sub.add_parser("train", help="gradient-descent training trajectory")
     p.add_argument("problem", help="the problem file (TOML)")
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: the precision written)")
     p.add_argument("--report", metavar="FILE.csv", help="write one row per student and item")
     p.add_argument("--jobs", "-j", type=int, default=None, help="parallel processes for many answer files")
-    _common(p)
+    _common(p, formats=("text", "markdown", "json"))
 
     p = sub.add_parser("variants", help="randomized per-student problems with solutions and answer keys")
     p.add_argument("problem", help="the problem file (TOML)")

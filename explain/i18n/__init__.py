@@ -28,7 +28,7 @@ def catalog(lang: str) -> dict[str, str]:
     return messages
 
 
-def message(key: str, lang: str = "en", **fields: Any) -> str:
+def message(key: str, lang: str = "en", /, **fields: Any) -> str:
     """The message ``key`` in ``lang``, with ``{fields}`` filled in."""
     return catalog(lang)[key].format(**fields)
 
@@ -40,5 +40,5 @@ class Messages:
         self.lang = lang
         self._catalog = catalog(lang)
 
-    def __call__(self, key: str, **fields: Any) -> str:
+    def __call__(self, key: str, /, **fields: Any) -> str:
         return self._catalog[key].format(**fields)

@@ -58,6 +58,7 @@ class StepWriter:
         #: The sample whose numbers are shown for per-sample formulas.
         self.sample: int | None = 0 if n else None
         self.mean = self.graph.reduction == "mean"
+        self._numbers: dict[int | None, dict[Any, Any]] = {}
 
     # -- helpers ------------------------------------------------------------
     def value(self, value: Any, sample: int | None = None) -> str:
@@ -68,7 +69,10 @@ class StepWriter:
         return self.style.number(float(value))
 
     def numbers(self, sample: int | None) -> dict[Any, Any]:
-        return self.d.numbers(sample)
+        # Printing uses only scalars; the filtered map is made once per sample.
+        if sample not in self._numbers:
+            self._numbers[sample] = {k: v for k, v in self.d.numbers(sample).items() if np.ndim(v) == 0}
+        return self._numbers[sample]
 
     # -- forward ------------------------------------------------------------
     def forward(self, step: ForwardStep) -> Equation:
