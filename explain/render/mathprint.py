@@ -32,6 +32,15 @@ _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _HALVES = (sp.S.Half, -sp.S.Half)
 
 
+def _as_expr(e: Any) -> sp.Basic:
+    """A SymPy object, or a Python number made into one; text is refused (never parsed)."""
+    if isinstance(e, sp.Basic):
+        return e
+    if isinstance(e, (int, float, np.number)) and not isinstance(e, bool):
+        return sp.Integer(int(e)) if isinstance(e, (int, np.integer)) else sp.Float(float(e))
+    raise TypeError(f"cannot print {type(e).__name__} as math")
+
+
 class MathStyle:
     """The interface shared by all math printers; mixed in before a SymPy printer."""
 
@@ -64,14 +73,14 @@ class MathStyle:
                          if np.ndim(v) == 0}
         self._stack = []
         try:
-            return str(self.doprint(sp.sympify(e)))  # type: ignore[attr-defined]
+            return str(self.doprint(_as_expr(e)))  # type: ignore[attr-defined]
         finally:
             self._numbers = {}
 
     def factor(self, e: sp.Expr, numbers: Mapping[sp.Symbol | str, Any] | None = None) -> str:
         """Like :meth:`expr`, parenthesised when needed to stand inside a product."""
         s = self.expr(e, numbers)
-        return self._paren(s) if sp.sympify(e).is_Add or s.startswith("-") else s
+        return self._paren(s) if _as_expr(e).is_Add or s.startswith("-") else s
 
     def number(self, x: float) -> str:
         """``precision`` significant digits; scientific only outside 1e-4 <= |x| < 1e6."""
