@@ -59,14 +59,14 @@ def test_negative_numbers_are_parenthesised_where_they_would_misread() -> None:
     neg = {w1: -0.5, x1: 0.1, x2: -2.0}
     assert m.expr(x1 * w1, neg) == "(-0.5)·0.1"
     assert m.expr(w1 + x1, neg) == "-0.5 + 0.1"           # first term of a sum: as is
-    assert m.expr(x2 - w1, neg) == "-(-0.5) + (-2)"
+    assert m.expr(x2 - w1, neg) == "-2 - (-0.5)"            # subtracted terms come last
     assert m.expr(w1**2, neg) == "(-0.5)²"
     assert m.expr(x1 / w1, neg) == "0.1/(-0.5)"
     assert m.expr(2**w1, neg) == "2^(-0.5)"
     assert m.expr(sigmoid(w1), neg) == "sigmoid(-0.5)"     # a function argument needs none
     assert m.expr(w1, neg) == "-0.5"
     assert LatexMath().expr(x1 * w1, neg) == r"\left(-0.5\right) \cdot 0.1"
-    assert TypstMath().expr(x2 - w1, neg) == "-(-0.5) + (-2)"
+    assert TypstMath().expr(x2 - w1, neg) == "-2 - (-0.5)"
 
 
 def test_text_math() -> None:
@@ -123,7 +123,7 @@ def test_partial_derivatives() -> None:
 
 def test_sample_symbols_carry_the_sample_index() -> None:
     e = (y_pred - y) * x
-    assert TextMath(sample_symbols=SAMPLES).expr(e) == "x_i·(-y_i + y_pred_i)"
+    assert TextMath(sample_symbols=SAMPLES).expr(e) == "x_i·(y_pred_i - y_i)"
     assert LatexMath(sample_symbols=SAMPLES).name("y_pred") == r"y_{\mathrm{pred},i}"
     assert LatexMath(sample_symbols=SAMPLES).name("x") == "x_{i}"
     assert TypstMath(sample_symbols=SAMPLES).name("x") == "x_i"

@@ -62,6 +62,11 @@ class MathStyle:
         self._numbers: dict[str, Any] = {}
         self._stack: list[Any] = []
 
+    def _as_ordered_terms(self, expr: Any, order: str | None = None) -> list[Any]:
+        """SymPy's term order, with subtracted terms moved last: y_pred - y, not -y + y_pred."""
+        terms = super()._as_ordered_terms(expr, order=order)  # type: ignore[misc]
+        return sorted(terms, key=lambda t: bool(t.could_extract_minus_sign()))
+
     # -- the public interface -------------------------------------------------------
     def expr(self, e: sp.Expr, numbers: Mapping[sp.Symbol | str, Any] | None = None) -> str:
         """Print ``e``; Symbols with a scalar value in ``numbers`` print as that value.

@@ -98,7 +98,7 @@ class StepWriter:
     def adjoint(self, step: AdjointStep) -> Equation:
         s = self.style
         loss = self.graph.loss
-        lhs = s.partial(loss, step.name)
+        lhs = self.total_partial(step.name) if not step.per_sample else s.partial(loss, step.name)
         if step.name == loss:
             return Equation(lhs, ("1",) if not (self.mean and step.per_sample) else (s.expr(1 / _n(self)),))
         if not step.terms:
@@ -171,7 +171,17 @@ class StepWriter:
         else:
             lines.append(self._path_numbers(gradient, None))
         lines.append(self.value(gradient.value))
-        return Equation(s.partial(self.graph.loss, gradient.name), _distinct(lines))
+        return Equation(self.total_partial(gradient.name), _distinct(lines))
+
+    def total_partial(self, wrt: str) -> str:
+        """∂L/∂wrt of the reduced loss: the loss name without a sample index."""
+        style = self.style
+        saved = style.sample_symbols
+        style.sample_symbols = saved - {self.graph.loss}
+        try:
+            return style.partial(self.graph.loss, wrt)
+        finally:
+            style.sample_symbols = saved
 
     def _path_numbers(self, gradient: Gradient, sample: int | None) -> str:
         s = self.style
