@@ -1,0 +1,35 @@
+"""Objects display themselves in Jupyter: Markdown with math, and the graph as SVG."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import explain
+
+from .conftest import EXAMPLES
+
+
+def test_derivation_displays_as_markdown_with_math():
+    d = explain.derive(explain.load(EXAMPLES / "seed003_network.toml"))
+    md = d._repr_markdown_()
+    assert md.startswith("# 2-2-2 sigmoid network (seed 003)")
+    assert "$$" in md and "\\frac{\\partial E}{\\partial \\mathrm{out}_{h1}}" in md
+    assert "-0.00842148" in md  # ∂E/∂w1, hand-derived in test_core
+
+
+def test_solution_displays_verification_and_training():
+    pytest.importorskip("torch")
+    solution = explain.solve(EXAMPLES / "seed003_network.toml", verify=True)
+    md = solution._repr_markdown_()
+    assert "# 2-2-2 sigmoid network (seed 003)" in md
+    assert "|" in md.split("Training")[-1]  # the training table
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz (dot) is not installed")
+def test_derivation_displays_its_graph_as_svg():
+    d = explain.grad("sigmoid(w*x + b)", wrt="w,b", at={"w": 1, "b": 2, "x": 3})
+    svg = d._repr_svg_()
+    assert svg is not None and svg.lstrip().startswith("<")
+    assert "mul1" in svg and "add1" in svg
