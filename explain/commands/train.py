@@ -121,8 +121,10 @@ def _header(run: Any, m: Messages) -> str:
     else:
         length = m("train_length_updates", steps=run.planned_steps)
     batch = m("train_batch", size=run.batch_size) if run.batch_size else ""
+    # Sum or mean over samples only means something when there are samples.
+    reduction = m("train_reduction", reduction=m(f"reduction_{run.reduction}")) if run.columns else ""
     return m("train_heading", optimizer=m(f"train_optimizer_{run.optimizer}"), rate=number(run.learning_rate),
-             length=length, batch=batch, dtype=run.dtype, reduction=m(f"reduction_{run.reduction}"))
+             length=length, batch=batch, dtype=run.dtype, reduction=reduction)
 
 
 def _prediction(run: Any, m: Messages, precision: int, when: str) -> str | None:
