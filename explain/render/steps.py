@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from ..derivation import AdjointStep, Derivation, ForwardStep, Gradient, LocalStep
 from .mathprint import MathStyle
@@ -129,8 +130,14 @@ class StepWriter:
         return self._product([self._signed(_at(t.consumer_adjoint, sample)), t.local.expr], nums)
 
     def _product(self, parts: Sequence[Any], nums: dict[Any, Any] | None = None) -> str:
-        """A product of printed factors and expressions; a lone expression needs no parentheses."""
+        """A product of printed factors and expressions; a lone expression needs no parentheses.
+
+        Local derivatives equal to 1 (∂(a + b)/∂a) are left out of the product:
+        the Leibniz line above still shows every factor.
+        """
         s = self.style
+        kept = [p for p in parts if isinstance(p, str) or p != 1]
+        parts = kept or [sp.S.One]
         if len(parts) == 1 and not isinstance(parts[0], str):
             return s.expr(parts[0], nums)
         return s.product([p if isinstance(p, str) else s.factor(p, nums) for p in parts])
@@ -159,7 +166,7 @@ class StepWriter:
         s = self.style
         per_sample = any(self.graph.nodes[f.dst].per_sample for p in gradient.paths for f in p.factors)
         leibniz = s.sum([s.product([s.partial(f.dst, f.src) for f in p.factors]) for p in gradient.paths])
-        formulas = s.sum([s.product([s.factor(f.expr) for f in p.factors]) for p in gradient.paths])
+        formulas = s.sum([self._product([f.expr for f in p.factors]) for p in gradient.paths])
         lines = [leibniz, formulas]
         if per_sample:
             lines = [s.sample_sum(line, self.mean) for line in lines]
@@ -186,7 +193,7 @@ class StepWriter:
     def _path_numbers(self, gradient: Gradient, sample: int | None) -> str:
         s = self.style
         nums = self.numbers(sample)
-        return s.sum([s.product([s.factor(f.expr, nums) for f in p.factors]) for p in gradient.paths])
+        return s.sum([self._product([f.expr for f in p.factors], nums) for p in gradient.paths])
 
     def delta(self, gradient: Gradient) -> Equation:
         return self.adjoint(gradient.delta)
