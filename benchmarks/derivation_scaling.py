@@ -21,7 +21,6 @@ import sympy as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import explain  # noqa: E402
-from explain.graph import Graph  # noqa: E402
 
 SIZES = [(2, 2, 2), (4, 8, 4), (8, 16, 16, 4), (16, 32, 32, 10)]
 

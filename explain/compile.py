@@ -109,7 +109,15 @@ class Evaluation:
 class Program:
     """A Graph compiled once into a function of its leaf values."""
 
-    def __init__(self, graph: Graph, backend: str = "numpy") -> None:
+    def __init__(
+        self, graph: Graph, backend: str = "numpy", intermediate: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Compile ``graph``; ``intermediate``, if given, is applied to every intermediate value.
+
+        Intermediate values are stage values, local partials and adjoints; the
+        given leaves, the reduced loss and the parameters' gradients are not.
+        Rounding there simulates a student who rounds each number written down.
+        """
         self.graph = graph
         self.backend = backend
         functions = _numpy_namespace() if backend == "numpy" else _torch_namespace()
@@ -117,10 +125,16 @@ class Program:
         self._variables = {graph.nodes[n].symbol: f"n{i}" for i, n in enumerate(names)}
         self._printer = CodePrinter(self._variables, functions)
         self._namespace = functions
+        self._hooked = intermediate is not None
+        if intermediate is not None:
+            self._namespace = {**functions, "intermediate": intermediate}
         self._evaluate = self._compile_full()
         self._train: Callable[..., Any] | None = None
 
     # -- generated code -------------------------------------------------
+    def _intermediate(self, source: str) -> str:
+        return f"intermediate({source})" if self._hooked else source
+
     def _forward_lines(self) -> list[str]:
         g = self.graph
         lines = []
@@ -128,7 +142,7 @@ class Program:
             if node.is_leaf:
                 lines.append(f"n{i} = leaves[{i}]")
             else:
-                lines.append(f"n{i} = {self._printer(node.expr)}")
+                lines.append(f"n{i} = {self._intermediate(self._printer(node.expr))}")
         loss = self._variables[g.nodes[g.loss].symbol]
         if g.is_data_problem and g.nodes[g.loss].per_sample:
             scale = " / n_samples" if g.reduction == "mean" else ""
@@ -160,7 +174,8 @@ class Program:
                     term = f"sum_samples({term})"
                 terms.append(term)
             var = "g_" + self._variables[node.symbol]
-            lines.append(f"{var} = " + (" + ".join(terms) if terms else "0.0"))
+            total = " + ".join(terms) if terms else "0.0"
+            lines.append(f"{var} = " + (total if node.kind == "parameter" else self._intermediate(total)))
             adjoint[name] = var
         return lines
 
@@ -180,7 +195,7 @@ class Program:
         local_names = {}
         for k, edge in enumerate(g.edges):
             local_names[(edge.src, edge.dst)] = f"l{k}"
-            lines.append(f"l{k} = {self._printer(edge.local)}")
+            lines.append(f"l{k} = {self._intermediate(self._printer(edge.local))}")
         lines += self._backward_lines(local_names)
         values = _tuple(f"n{i}" for i in range(len(g.nodes)))
         locals_ = _tuple(f"l{k}" for k in range(len(g.edges)))

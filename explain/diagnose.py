@@ -17,7 +17,6 @@ mistakes that make sense for a Graph, :class:`Diagnoser` searches them, and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -149,7 +148,7 @@ class Student:
 
     def _program_for(self, graph: Graph, m: Mistake) -> Program:
         if m.rounding is not None:
-            return RoundedProgram(graph, m.rounding)
+            return rounded_program(graph, m.rounding)
         if m == NO_MISTAKE and self._program is not None and graph is self.graph:
             return self._program
         return Program(graph)
@@ -233,33 +232,15 @@ def rounder(mode: str, n: int) -> Callable[[Any], Any]:
     return round_dec if mode == "dec" else round_sig
 
 
-class RoundedProgram(Program):
+def rounded_program(graph: Graph, rounding: tuple[str, int]) -> Program:
     """A Program whose every intermediate value (stage, local partial, adjoint) is rounded.
 
-    The generated straight-line code has one ``name = expression`` line per
-    value; wrapping each right-hand side in ``rnd(...)`` is exactly a student
-    who writes each intermediate number down rounded and carries on with it.
-    Leaf values (the given numbers) are kept as given, and so are the final
-    results (the parameters' gradients and the reduced loss): how a final
-    answer is rounded is judged from the digits the student wrote.
+    That is exactly a student who writes each intermediate number down rounded
+    and carries on with it.  Leaf values (the given numbers) are kept as given,
+    and so are the final results (the parameters' gradients and the reduced
+    loss): how a final answer is rounded is judged from the digits written.
     """
-
-    _LINE = re.compile(r"^(\w+) = (.*)$")
-
-    def __init__(self, graph: Graph, rounding: tuple[str, int]) -> None:
-        self._rnd = rounder(*rounding)
-        super().__init__(graph)
-
-    def _compile(self, name: str, lines: list[str], returns: str) -> Callable[..., Any]:
-        finals = {"loss"} | {f"g_{self._variables[self.graph.nodes[p].symbol]}" for p in self.graph.parameters}
-        wrapped = []
-        for line in lines:
-            match = self._LINE.match(line)
-            if match and match.group(1) not in finals and not match.group(2).startswith("leaves["):
-                line = f"{match.group(1)} = rnd({match.group(2)})"
-            wrapped.append(line)
-        self._namespace = {**self._namespace, "rnd": self._rnd}
-        return super()._compile(name, wrapped, returns)
+    return Program(graph, intermediate=rounder(*rounding))
 
 
 # -- the catalogue -------------------------------------------------------------------

@@ -291,7 +291,7 @@ class _Reader:
                     # A stage that uses a later stage (or itself) would be a cycle.
                     raise self.fail(key, f"uses {other!r}, which is defined after it; stages must be in order (no cycles)")
             if _mentions(text, name):
-                raise self.fail(key, f"uses itself; stages must not form cycles")
+                raise self.fail(key, "uses itself; stages must not form cycles")
             expr = parse_expression(text, symbols, self.where(key))
             result.append(Stage(name, expr, text))
             symbols[name] = sp.Symbol(name, real=True)

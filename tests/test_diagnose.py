@@ -12,7 +12,7 @@ import math
 import pytest
 
 from explain.check import Grader, check, parse_answers
-from explain.diagnose import CODES, RoundedProgram, catalogue
+from explain.diagnose import CODES, catalogue, rounded_program
 from explain.graph import Graph
 from explain.problem import loads
 
@@ -237,11 +237,11 @@ def test_catalogue_covers_every_code():
 
 def test_rounded_program_rounds_intermediates_only():
     graph = Graph.from_problem(loads(NETWORK.read_text(), "n.toml"))
-    ev = RoundedProgram(graph, ("dec", 2)).evaluate()
+    ev = rounded_program(graph, ("dec", 2)).evaluate()
     assert ev.values["out_h1"] == 0.56 and ev.values["in_h1"] == 0.25
     g_in_h1 = ev.adjoints["in_h1"]
     assert g_in_h1 == round(g_in_h1, 2)
-    ev = RoundedProgram(graph, ("sig", 3)).evaluate()
+    ev = rounded_program(graph, ("sig", 3)).evaluate()
     assert ev.adjoints["w3"] == ev.adjoints["in_h1"] * 0.3  # a final answer is not rounded again
 
 

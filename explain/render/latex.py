@@ -18,7 +18,7 @@ from typing import Any
 
 from .mathprint import LatexMath
 from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
-                  Text, outline)
+                  outline)
 
 _SPECIAL = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
