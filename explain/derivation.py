@@ -166,15 +166,7 @@ def derive(source: Problem | Graph, program: Program | None = None) -> Derivatio
     """Derive every chain-rule step of a problem (or Graph) at its current values."""
     graph = source if isinstance(source, Graph) else Graph.from_problem(source)
     program = program or Program(graph)
-    return derive_with(program, None)
-
-
-def derive_with(program: Program, values: Mapping[str, Any] | None) -> Derivation:
-    """Derive with an already compiled program, at leaf values overridden by ``values``."""
-    graph = program.graph
-    if values:
-        graph = graph.with_leaf_values(values)
-    ev = program.evaluate(values)
+    ev = program.evaluate()
     forward = [
         ForwardStep(n.name, n.expr, ev.values[n.name], n.per_sample) for n in graph.stages if n.expr is not None
     ]

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-import numpy as np
 import sympy as sp
 
 from .problem import Problem, Stage
@@ -192,13 +191,6 @@ class Graph:
         """Map each node symbol to its value, for printing numbers in place of names."""
         return {self.nodes[n].symbol: v for n, v in values.items() if n in self.nodes}
 
-    def with_leaf_values(self, values: Mapping[str, Any]) -> Graph:
-        """The same structure evaluated at other leaf values (e.g. new parameters)."""
-        from dataclasses import replace
-
-        graph = replace(self, leaf_values={**self.leaf_values, **values})
-        return graph
-
 
 def _stage_node(stage: Stage, nodes: Mapping[str, Node]) -> Node:
     used = {s.name for s in stage.expr.free_symbols}
@@ -239,8 +231,3 @@ def _partial(term: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
 
 def _is_quotient(expr: sp.Expr) -> bool:
     return bool(expr.is_Mul and any(a.is_Pow and a.exp.is_negative for a in expr.args))
-
-
-def sample_values(values: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """The values of one sample: per-sample arrays indexed, scalars kept."""
-    return {k: (v[index] if isinstance(v, np.ndarray) and v.ndim == 1 else v) for k, v in values.items()}
