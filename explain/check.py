@@ -323,14 +323,22 @@ class Grader:
         self.diagnoser.warm()
         return self.diagnoser.singles
 
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """Names an answer key may give the loss: the loss, and for a data problem without
+        [cost] the per-sample loss it reduces (``dl/dw`` for ∂L/∂w, as the file names it)."""
+        g = self.graph
+        node = g.nodes[g.loss]
+        return (g.loss, *node.inputs) if node.reduction else (g.loss,)
+
     def quantity(self, key: str) -> Quantity | None:
         """What an answer key asks for, or None for a key this problem does not have."""
         g = self.graph
         key = key.strip()
         if match := _GRAD_KEY.match(key):
             of, wrt = match.groups()
-            return Quantity("grad", wrt) if of == g.loss and wrt in g.reaches_loss else None
-        if key == f"{g.loss}+":
+            return Quantity("grad", wrt) if of in self.loss_names and wrt in g.reaches_loss else None
+        if key in (f"{n}+" for n in self.loss_names):
             return Quantity("loss_after", g.loss)
         if key.endswith("+") and key[:-1] in g.parameters:
             return Quantity("after", key[:-1])
@@ -558,10 +566,14 @@ class _Symbolic:
         g = self.graph
         if g.path_count(name) > limit:
             return None
-        if name == g.loss:
+        if name == g.loss or g.nodes[name].reduction:
             return sp.S.One
         terms = []
         for e in g.edges_out_of(name):
+            if g.nodes[e.dst].reduction:
+                # A formula describes one sample's own loss; _evaluate reduces it.
+                terms.append(sp.S.One)
+                continue
             rest = self._adjoint_expr(e.dst, limit)
             if rest is None:
                 return None

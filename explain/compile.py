@@ -19,15 +19,21 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .functions import NUMPY_FUNCTIONS, torch_functions
+from .functions import NUMPY_FUNCTIONS, SAMPLE_COUNT, reduction_kind, torch_functions
 from .graph import Graph
+
+
+def _np_sum_samples(x: Any, n: int) -> Any:
+    """Σ over the samples; a value that is the same for every sample counts n times."""
+    return np.sum(x) if np.ndim(x) else x * n
 
 
 def _numpy_namespace() -> dict[str, Any]:
     names: dict[str, Any] = {
         "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
         "Abs": np.abs, "sign": np.sign, "Max": np.maximum, "Min": np.minimum,
-        "Heaviside": lambda z, at_zero=0.5: np.heaviside(z, at_zero), "sum_samples": np.sum, "as_array": np.asarray,
+        "Heaviside": lambda z, at_zero=0.5: np.heaviside(z, at_zero), "sum_samples": _np_sum_samples,
+        "as_array": np.asarray,
     }
     names.update(NUMPY_FUNCTIONS)
     return names
@@ -47,7 +53,8 @@ def _torch_namespace() -> dict[str, Any]:
         "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "tanh": torch.tanh, "sin": torch.sin,
         "cos": torch.cos, "Abs": torch.abs, "sign": torch.sign, "Max": pair(torch.maximum),
         "Min": pair(torch.minimum), "Heaviside": lambda z, at_zero=0.5: torch.heaviside(z, torch.full_like(z, float(at_zero))),
-        "sum_samples": torch.sum, "as_array": torch.as_tensor,
+        "sum_samples": lambda x, n: x.sum() if isinstance(x, torch.Tensor) and x.dim() else x * n,
+        "as_array": torch.as_tensor,
     }
     names.update(torch_functions())
     return names
@@ -83,6 +90,10 @@ class CodePrinter:
             if exponent.is_Integer and exponent > 0:
                 return f"({self(base)} ** {int(exponent)})"
             return f"({self(base)} ** {self(exponent)})"
+        kind = reduction_kind(expr)
+        if kind:
+            total = f"sum_samples({self(expr.args[0])}, n_samples)"
+            return total if kind == "sum" else f"({total} / n_samples)"
         if isinstance(expr, (sp.Function, sp.Max, sp.Min)):  # Max and Min are not Functions in SymPy
             name = type(expr).__name__
             if name not in self.functions:
@@ -123,7 +134,7 @@ class Program:
         functions = _numpy_namespace() if backend == "numpy" else _torch_namespace()
         names = list(graph.nodes)
         self._variables = {graph.nodes[n].symbol: f"n{i}" for i, n in enumerate(names)}
-        self._printer = CodePrinter(self._variables, functions)
+        self._printer = CodePrinter({**self._variables, SAMPLE_COUNT: "n_samples"}, functions)
         self._namespace = functions
         self._hooked = intermediate is not None
         if intermediate is not None:
@@ -143,12 +154,8 @@ class Program:
                 lines.append(f"n{i} = leaves[{i}]")
             else:
                 lines.append(f"n{i} = {self._intermediate(self._printer(node.expr))}")
-        loss = self._variables[g.nodes[g.loss].symbol]
-        if g.is_data_problem and g.nodes[g.loss].per_sample:
-            scale = " / n_samples" if g.reduction == "mean" else ""
-            lines.append(f"loss = sum_samples({loss}){scale}")
-        else:
-            lines.append(f"loss = {loss}")
+        # A data problem's loss is its reduction node (see Graph.from_problem): one number.
+        lines.append(f"loss = {self._variables[g.nodes[g.loss].symbol]}")
         return lines
 
     def _backward_lines(self, local_names: Mapping[tuple[str, str], str], only_parameters: bool = False) -> list[str]:
@@ -160,9 +167,8 @@ class Program:
         g = self.graph
         wanted = _influenced_by(g, g.parameters) if only_parameters else set(g.nodes)
         lines = []
-        seed = "1.0 / n_samples" if g.is_data_problem and g.reduction == "mean" and g.nodes[g.loss].per_sample else "1.0"
         adjoint = {g.loss: "g_" + self._variables[g.nodes[g.loss].symbol]}
-        lines.append(f"{adjoint[g.loss]} = {seed}")
+        lines.append(f"{adjoint[g.loss]} = 1.0")
         for name in g.backward_order[1:]:
             if name not in wanted:
                 continue
@@ -171,7 +177,9 @@ class Program:
             for edge in g.edges_out_of(name):
                 term = f"{adjoint[edge.dst]} * {local_names[(edge.src, edge.dst)]}"
                 if g.nodes[edge.dst].per_sample and not node.per_sample:
-                    term = f"sum_samples({term})"
+                    # Every sample's l_i uses this one number: n terms, even when
+                    # adjoint and local happen to be the same for all samples.
+                    term = f"sum_samples({term}, n_samples)"
                 terms.append(term)
             var = "g_" + self._variables[node.symbol]
             total = " + ".join(terms) if terms else "0.0"

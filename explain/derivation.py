@@ -100,7 +100,7 @@ class Gradient:
         if self.paths and self.paths_complete:
             return sp.Add(*(sp.Mul(*(f.expr for f in p.factors)) for p in self.paths))
         return sp.Add(*(
-            sp.Symbol(f"∂{self.loss}/∂{t.consumer}", real=True) * t.local.expr for t in self.delta.terms
+            sp.Symbol(f"d{self.loss}/d{t.consumer}", real=True) * t.local.expr for t in self.delta.terms
         ))
 
     @property

@@ -190,9 +190,11 @@ def mistaken_graph(graph: Graph, m: Mistake) -> Graph:
     """The Graph with the mistake's local partials and reduction."""
     if not m.edits and m.reduction is None:
         return graph
+    if m.reduction is not None:
+        graph = graph.with_reduction(m.reduction)
     edits = m.edit_map
     edges = [Edge(e.src, e.dst, edits.get((e.src, e.dst), e.local)) for e in graph.edges]
-    return replace(graph, edges=edges, reduction=m.reduction or graph.reduction)
+    return replace(graph, edges=edges)
 
 
 def _first_batch(graph: Graph, batch: int) -> Graph:
@@ -260,7 +262,7 @@ def catalogue(graph: Graph, learning_rate: float | None = None) -> list[Mistake]
             backward = [p for g in groups for p in g]
             if backward != graph.parameters:
                 found.append(Mistake("stale_parameters", "backward", stale="backward"))
-    if graph.is_data_problem and graph.nodes[graph.loss].per_sample:
+    if graph.reductions:
         other = "mean" if graph.reduction == "sum" else "sum"
         found.append(Mistake("mean_vs_sum", other, reduction=other))
     if learning_rate is not None:

@@ -96,6 +96,51 @@ class softplus(sp.Function):  # noqa: N801
         return self.args[0].is_real
 
 
+class SampleSum(sp.Function):
+    """Σᵢ s_i: the sum of a per-sample stage over the samples (``sum(s)`` in ``[cost]``).
+
+    Its local derivative with respect to each s_i is 1 (see :func:`reduction_local`);
+    SymPy never differentiates it, so it has no ``fdiff``.
+    """
+
+    nargs = 1
+
+    def _eval_is_real(self) -> bool | None:
+        return True
+
+
+class SampleMean(sp.Function):
+    """(1/n) Σᵢ s_i: the mean of a per-sample stage (``mean(s)`` in ``[cost]``)."""
+
+    nargs = 1
+
+    def _eval_is_real(self) -> bool | None:
+        return True
+
+
+#: The number of samples n, as it appears in the local derivative 1/n of a mean.
+#: Its assumptions make it a symbol of its own, distinct from a user's ``n``;
+#: compiled code reads it from the batch being evaluated, so a minibatch's mean
+#: divides by the batch size.
+SAMPLE_COUNT = sp.Symbol("n", positive=True, integer=True)
+
+#: How each reduction is written in a problem file.
+REDUCTIONS: dict[str, type[sp.Function]] = {"sum": SampleSum, "mean": SampleMean}
+
+
+def reduction_kind(expr: sp.Expr | None) -> str | None:
+    """``"sum"`` or ``"mean"`` when ``expr`` is a reduction over samples, else None."""
+    for kind, cls in REDUCTIONS.items():
+        if isinstance(expr, cls):
+            return kind
+    return None
+
+
+def reduction_local(kind: str) -> sp.Expr:
+    """∂(reduction)/∂s_i: 1 for a sum, 1/n for a mean."""
+    return sp.S.One if kind == "sum" else 1 / SAMPLE_COUNT
+
+
 #: Functions a user may call in a problem file, by the name they write, and
 #: how many arguments each takes.
 USER_FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], int]] = {

@@ -12,12 +12,13 @@ derivation, the verifier, the trainer, the checker and every renderer read it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
 import sympy as sp
 
+from .functions import REDUCTIONS, reduction_kind, reduction_local
 from .problem import Problem, Stage
 
 NodeKind = Literal["parameter", "value", "data", "stage"]
@@ -42,6 +43,11 @@ class Node:
     def is_leaf(self) -> bool:
         return self.expr is None
 
+    @property
+    def reduction(self) -> str | None:
+        """``"sum"`` or ``"mean"`` for a reduction over the samples, else None."""
+        return reduction_kind(self.expr)
+
 
 @dataclass(frozen=True)
 class Edge:
@@ -59,7 +65,6 @@ class Graph:
     nodes: dict[str, Node]
     loss: str
     leaf_values: dict[str, Any]
-    reduction: str = "sum"
     n_samples: int | None = None
     title: str = ""
     description: str = ""
@@ -79,14 +84,36 @@ class Graph:
             nodes[name] = Node(name, "data", sp.Symbol(name, real=True), per_sample=True)
         for stage in problem.stages:
             nodes[stage.name] = _stage_node(stage, nodes)
+        loss = problem.loss
+        if nodes[loss].per_sample:
+            # The problem's reduction is a node of its own, L = Σᵢ l_i (or the mean):
+            # one mechanism for every data problem, the same as a [cost] stage
+            # mean(l), so that a per-sample adjoint is ∂L/∂l_i and a stage without
+            # data that feeds l_i collects one term from every sample.
+            kind = problem.reduction
+            name = next((n for n in IMPLICIT_LOSS_NAMES if n not in nodes), None) or _numbered("L", nodes)
+            reduced = Stage(name, REDUCTIONS[kind](nodes[loss].symbol), f"{kind}({loss})")
+            nodes[name] = _stage_node(reduced, nodes)
+            loss = name
         leaf_values: dict[str, Any] = {**problem.parameters, **problem.values, **problem.data}
         graph = cls(
-            nodes=nodes, loss=problem.loss, leaf_values=leaf_values, reduction=problem.reduction,
+            nodes=nodes, loss=loss, leaf_values=leaf_values,
             n_samples=problem.n_samples, title=problem.title, description=problem.description,
             source=problem.source,
         )
         graph.edges = [edge for node in nodes.values() for edge in _local_partials(node, nodes)]
         return graph
+
+    def with_reduction(self, kind: str) -> Graph:
+        """The same Graph with every reduction over samples made a ``kind`` (sum or mean)."""
+        nodes = {
+            name: (replace(node, expr=REDUCTIONS[kind](*node.expr.args)) if node.reduction else node)
+            for name, node in self.nodes.items()
+        }
+        edges = [
+            (replace(e, local=reduction_local(kind)) if nodes[e.dst].reduction else e) for e in self.edges
+        ]
+        return replace(self, nodes=nodes, edges=edges)
 
     # -- structure --------------------------------------------------------
     @property
@@ -100,6 +127,17 @@ class Graph:
     @property
     def is_data_problem(self) -> bool:
         return self.n_samples is not None
+
+    @property
+    def reductions(self) -> list[Node]:
+        """The nodes that reduce a per-sample stage over the samples (sum or mean)."""
+        return [n for n in self.nodes.values() if n.reduction]
+
+    @property
+    def reduction(self) -> str:
+        """How the data loss is reduced over the samples: ``"sum"`` or ``"mean"``."""
+        kinds = [n.reduction for n in self.reductions if n.name in self.reaches_loss]
+        return kinds[0] if kinds else "sum"
 
     @cached_property
     def _edges_into(self) -> dict[str, list[Edge]]:
@@ -192,16 +230,31 @@ class Graph:
         return {self.nodes[n].symbol: v for n, v in values.items() if n in self.nodes}
 
 
+#: Names for the reduced loss of a data problem without [cost], the first one free.
+IMPLICIT_LOSS_NAMES = ("L", "J")
+
+
+def _numbered(base: str, nodes: Mapping[str, Node]) -> str:
+    k = 2
+    while f"{base}_{k}" in nodes:
+        k += 1
+    return f"{base}_{k}"
+
+
 def _stage_node(stage: Stage, nodes: Mapping[str, Node]) -> Node:
     used = {s.name for s in stage.expr.free_symbols}
     inputs = tuple(n for n in nodes if n in used)
-    per_sample = any(nodes[n].per_sample for n in inputs)
+    # A reduction over the samples is one number, whatever it reduces.
+    per_sample = any(nodes[n].per_sample for n in inputs) and not reduction_kind(stage.expr)
     return Node(stage.name, "stage", sp.Symbol(stage.name, real=True), stage.expr, stage.text, per_sample, inputs)
 
 
 def _local_partials(node: Node, nodes: Mapping[str, Node]) -> list[Edge]:
     if node.expr is None:
         return []
+    if node.reduction:
+        # ∂L/∂l_i is 1 for a sum and 1/n for a mean, the same for every sample.
+        return [Edge(src, node.name, reduction_local(node.reduction)) for src in node.inputs]
     edges = []
     # A weighted sum has many terms, but each input appears in one or two of them:
     # differentiate only those (sympy.diff would walk every term for every input).

@@ -13,14 +13,14 @@ from __future__ import annotations
 import ast
 import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 import sympy as sp
 
 from .errors import ExplainError
-from .functions import CONSTANTS, USER_FUNCTIONS
+from .functions import CONSTANTS, REDUCTIONS, USER_FUNCTIONS
 
 MAX_LENGTH = 5000
 MAX_DEPTH = 60
@@ -192,8 +192,10 @@ def _describe(node: ast.AST) -> str:
 
 
 class _SymbolicBuilder(_Builder[sp.Expr]):
-    def __init__(self, names: Mapping[str, sp.Expr]) -> None:
+    def __init__(self, names: Mapping[str, sp.Expr], reducible: Collection[str] = ()) -> None:
         self._names = names
+        # Names that sum(...) and mean(...) may reduce over the samples ([cost] only).
+        self._reducible = frozenset(reducible)
 
     def number(self, value: float | int) -> sp.Expr:
         return sp.Integer(value) if isinstance(value, int) else sp.Float(value)
@@ -224,9 +226,18 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         return -operand
 
     def call(self, func: str, args: list[sp.Expr]) -> sp.Expr:
+        if self._reducible and func in REDUCTIONS:
+            (arg,) = args
+            if not (arg.is_Symbol and arg.name in self._reducible):
+                choices = ", ".join(sorted(self._reducible))
+                raise ValueError(f"{func}() reduces a per-sample stage over the samples: write {func}(NAME) "
+                                 f"with one of {choices}")
+            return REDUCTIONS[func](arg)
         return USER_FUNCTIONS[func][0](*args)
 
     def function_arity(self, func: str) -> tuple[int, int] | None:
+        if self._reducible and func in REDUCTIONS:
+            return (1, 1)
         if func in USER_FUNCTIONS:
             n = USER_FUNCTIONS[func][1]
             return (n, n)
@@ -236,16 +247,20 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         return list(self._names) + list(CONSTANTS)
 
 
-def parse_expression(text: str, names: Mapping[str, sp.Expr], where: str = "") -> sp.Expr:
+def parse_expression(
+    text: str, names: Mapping[str, sp.Expr], where: str = "", reducible: Collection[str] = (),
+) -> sp.Expr:
     """Parse ``text`` into a SymPy expression over the given ``names``.
 
-    ``names`` maps each name the expression may use to its symbol.  Anything
+    ``names`` maps each name the expression may use to its symbol; ``reducible``
+    names the per-sample stages that ``sum(s)`` and ``mean(s)`` may reduce (the
+    ``[cost]`` table), and without it those are not functions.  Anything
     else (unknown names, attributes, subscripts, lambdas, keywords, strings,
     comprehensions, huge exponents, deep nesting) raises :class:`ExplainError`
     naming ``where`` and the reason.
     """
     try:
-        result = _walk(text, _SymbolicBuilder(names), where)
+        result = _walk(text, _SymbolicBuilder(names, reducible), where)
     except ZeroDivisionError:
         raise ExplainError(where, f"division by zero in {_short(text)}") from None
     except ValueError as exc:

@@ -20,11 +20,12 @@ import numpy as np
 import sympy as sp
 
 from .errors import ExplainError, located
+from .functions import SampleMean, SampleSum, reduction_kind
 from .parse import evaluate_value, is_valid_name, parse_expression
 
 TOP_LEVEL_KEYS = (
     "title", "description", "seed", "loss", "reduction",
-    "values", "data", "parameters", "forward", "train", "network",
+    "values", "data", "parameters", "forward", "cost", "train", "network",
 )
 OPTIMIZERS = ("gd", "sgd", "minibatch")
 REDUCTIONS = ("sum", "mean")
@@ -180,11 +181,22 @@ class _Reader:
         if not parameters:
             raise self.fail("[parameters]", "a problem needs at least one trainable parameter")
         stages = self.stages(raw, [*values, *data, *parameters])
+        if "cost" in raw:
+            if not data:
+                raise self.fail("[cost]", "only applies to data problems: it is computed once, after the "
+                                          "reduction over the samples of [data]")
+            if "reduction" in raw:
+                raise self.fail("reduction", "with a [cost] table, write the reduction in it: "
+                                             "mean(l) or sum(l) of a per-sample stage l")
+            stages += self.cost(raw, [*values, *data, *parameters], stages, set(data))
         stage_names = [s.name for s in stages]
 
         loss = raw.get("loss", stage_names[-1])
         if not isinstance(loss, str) or loss not in stage_names:
             raise self.fail("loss", f"must name one of the [forward] stages ({', '.join(stage_names)}), got {loss!r}")
+        if "cost" in raw and loss in raw.get("forward", {}):
+            raise self.fail("loss", f"with a [cost] table the loss is one of its stages, not the per-sample "
+                                    f"stage {loss!r} (reduce it in [cost] with mean({loss}) or sum({loss}))")
         reduction = raw.get("reduction", "sum")
         if reduction not in REDUCTIONS:
             raise self.fail("reduction", f"must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
@@ -297,6 +309,56 @@ class _Reader:
             symbols[name] = sp.Symbol(name, real=True)
         return result
 
+    def cost(self, raw: Mapping[str, Any], leaves: list[str], stages: list[Stage], data: set[str]) -> list[Stage]:
+        """The ``[cost]`` stages: computed once, after reducing per-sample stages with mean() or sum().
+
+        A reduction inside a larger formula (``J = "mean(l) + lam*w**2"``) becomes a
+        stage of its own (``mean_l``), so that the derivation shows the data part's
+        reduction as its own step, with ∂J/∂l_i = 1/n written out.
+        """
+        table = self.table(raw, "cost")
+        if not table:
+            raise self.fail("[cost]", "is empty; write the cost, such as J = \"mean(l) + lam/2*w**2\"")
+        per_sample = set(data)
+        for stage in stages:
+            if any(s.name in per_sample for s in stage.expr.free_symbols):
+                per_sample.add(stage.name)
+        symbols = {n: sp.Symbol(n, real=True) for n in [*leaves, *(s.name for s in stages)]}
+        taken = set(symbols) | set(table)
+        later = set(table)
+        result: list[Stage] = []
+        for name, text in table.items():
+            key = f"[cost] {name}"
+            if not is_valid_name(name):
+                raise self.fail(key, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
+            if name in symbols:
+                raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
+            if not isinstance(text, str):
+                raise self.fail(key, "must be an expression in quotes")
+            later.discard(name)
+            for other in [*later, name]:
+                if _mentions(text, other):
+                    raise self.fail(key, f"uses {other!r}, which is not defined before it; stages must be in order (no cycles)")
+            expr = parse_expression(text, symbols, self.where(key), reducible=per_sample)
+            reductions = sorted(expr.atoms(SampleSum, SampleMean), key=str)
+            bare = expr.xreplace({r: sp.Dummy() for r in reductions})
+            loose = sorted(s.name for s in bare.free_symbols if s.name in per_sample)
+            if loose:
+                raise self.fail(key, f"{loose[0]!r} has one value per sample; in [cost] use it through "
+                                     f"mean({loose[0]}) or sum({loose[0]})")
+            if reductions and expr not in reductions:
+                lifted = {}
+                for r in reductions:
+                    kind = reduction_kind(r)
+                    own = _free_name(f"{kind}_{r.args[0]}", taken)
+                    taken.add(own)
+                    result.append(Stage(own, r, f"{kind}({r.args[0]})"))
+                    symbols[own] = lifted[r] = sp.Symbol(own, real=True)
+                expr = expr.xreplace(lifted)
+            result.append(Stage(name, expr, text))
+            symbols[name] = sp.Symbol(name, real=True)
+        return result
+
     def train(self, raw: Any, data: Mapping[str, np.ndarray], stages: list[str]) -> TrainConfig:
         if not isinstance(raw, Mapping):
             raise self.fail("train", "must be a table ([train])")
@@ -338,6 +400,15 @@ class _Reader:
             optimizer=optimizer, learning_rate=float(rate), steps=counts["steps"], epochs=counts["epochs"],
             batch_size=counts["batch_size"], predict=predict, output=output,
         )
+
+
+def _free_name(wanted: str, taken: set[str]) -> str:
+    """``wanted``, or ``wanted_2``, ``wanted_3`` … when it is taken."""
+    name, k = wanted, 1
+    while name in taken:
+        k += 1
+        name = f"{wanted}_{k}"
+    return name
 
 
 def _mentions(text: str, name: str) -> bool:

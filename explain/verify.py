@@ -224,7 +224,14 @@ def torch_values_and_grads(graph: Graph, device: str, dtype: Any) -> tuple[dict[
         if node.is_leaf:
             env[node.name] = torch.tensor(np.asarray(graph.leaf_values[node.name], dtype=float),
                                           dtype=dtype, device=device, requires_grad=True)
-    interpret = _Interpreter(torch, _torch_namespace(), env, dtype, device)
+    n = graph.n_samples or 1
+
+    def sample_sum(x: Any) -> Any:
+        # A stage that does not depend on the data is the same in every sample: n times it.
+        return x.sum() if x.dim() else x * n
+
+    functions = {**_torch_namespace(), "SampleSum": sample_sum, "SampleMean": lambda x: sample_sum(x) / n}
+    interpret = _Interpreter(torch, functions, env, dtype, device)
     for node in graph.stages:
         value = interpret(node.expr)
         if any(value is t for t in env.values()):
@@ -234,9 +241,7 @@ def torch_values_and_grads(graph: Graph, device: str, dtype: Any) -> tuple[dict[
         else:
             value = value.detach().requires_grad_(True)  # a constant stage still has an adjoint
         env[node.name] = value
-    loss = env[graph.loss]
-    if graph.is_data_problem and graph.nodes[graph.loss].per_sample:
-        loss = loss.sum() / graph.n_samples if graph.reduction == "mean" else loss.sum()
+    loss = env[graph.loss]  # a data problem's loss is its reduction node: one number
     if loss.requires_grad:
         loss.backward()
     values = {n: _numpy(t) for n, t in env.items()}
@@ -297,9 +302,9 @@ def _rows(derivation: Derivation, values: Mapping[str, np.ndarray], grads: Mappi
     parameters = set(graph.parameters)
     for name in graph.backward_order:
         if name not in parameters:
-            rows.append(_compare(f"∂{loss}/∂{name}", name, "adjoint", derivation.grad(name), grads[name]))
+            rows.append(_compare(f"d{loss}/d{name}", name, "adjoint", derivation.grad(name), grads[name]))
     for name, gradient in derivation.gradients.items():
-        rows.append(_compare(f"∂{loss}/∂{name}", name, "gradient", gradient.value, grads[name]))
+        rows.append(_compare(f"d{loss}/d{name}", name, "gradient", gradient.value, grads[name]))
     return rows
 
 

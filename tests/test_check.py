@@ -87,7 +87,7 @@ def test_seed003_numpy_code_w5_to_w8_right_w1_to_w4_activation_instead_of_weight
         assert item.verdict == "incorrect", p
         assert item.diagnosis is not None and item.diagnosis.code == "activation_instead_of_weight", p
         assert "instead of the weight" in item.diagnosis.message
-        assert item.diagnosis.suggested_step.startswith("backward: ∂E/∂out_h")
+        assert item.diagnosis.suggested_step.startswith("backward: dE/dout_h")
     assert report.score == {"correct": 4, "total": 8}
 
 

@@ -150,7 +150,7 @@ def test_text_output_shows_formula_numbers_and_value():
     assert "\033[" not in text  # piped output is plain
     assert "in_h1 = w1·x1 + w3·x2" in text
     assert "= 0.2·0.5 + 0.5·0.3" in text
-    assert "∂E/∂out_h1 = ∂E/∂in_o1 · ∂in_o1/∂out_h1 + ∂E/∂in_o2 · ∂in_o2/∂out_h1" in text
+    assert "dE/dout_h1 = dE/din_o1 · ∂in_o1/∂out_h1 + dE/din_o2 · ∂in_o2/∂out_h1" in text
 
 
 def test_big_network_json_is_capped_and_fast():

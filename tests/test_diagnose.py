@@ -122,7 +122,7 @@ def test_sign_error():
     g = student(loss_prime=lambda out, y: y - out)
     found = diagnose({"dE/dw7": g["w7"], "dE/dw4": g["w4"]})
     assert {d.code for d in found.values()} == {"sign_error"}
-    assert found["dE/dw7"].suggested_step == "backward: ∂E/∂out_o1"
+    assert found["dE/dw7"].suggested_step == "backward: dE/dout_o1"
 
 
 @pytest.mark.parametrize("factor", [2.0, 0.5])

@@ -65,8 +65,8 @@ def test_operation_level_shows_every_node_and_every_local_derivative(seed003: De
     assert "∂out_h1/∂in_h1 = out_h1·(1 - out_h1) = 0.2461" in drawn[("in_h1", "out_h1")]
     # each box: formula with its value, and the gradient of the loss
     assert "in_h1 = w1·x1 + w3·x2 = 0.25" in source
-    assert "∂E/∂w1 = -0.008421" in source
-    assert "∂E/∂out_h1 = -0.06843" in source
+    assert "dE/dw1 = -0.008421" in source
+    assert "dE/dout_h1 = -0.06843" in source
 
 
 def test_networks_default_to_one_box_per_neuron(seed003: Derivation) -> None:
@@ -117,7 +117,7 @@ def test_highlight_marks_exactly_the_paths_of_w1(seed003: Derivation) -> None:
     assert seed003.graph.path_count("w1") == 2
     source = graph_dot(seed003, highlight="w1", level="operation")
     assert highlighted(source) == W1_PATHS
-    assert "(2)" in source and "∂E/∂w1 = -0.008421" in source
+    assert "(2)" in source and "dE/dw1 = -0.008421" in source
     other = edges(source)[("w5", "in_o1")]
     assert dotmod._DIM_BORDER in other
 
@@ -143,16 +143,16 @@ def test_data_problems_show_per_sample_values() -> None:
     }))
     source = graph_dot(d, highlight="w")
     assert "y_pred = w·x = [3, 6, 9]" in source
-    assert "sum over the samples = 14" in source
-    assert "∂L/∂w = 28" in source
-    assert highlighted(source) == {("w", "y_pred"), ("y_pred", "L")}
+    assert "J = Σᵢ L = 14" in source  # the reduction is a node of its own (1 + 4 + 9 by hand)
+    assert "dJ/dw = 28" in source  # the per-sample loss is L, so the reduced loss is J
+    assert highlighted(source) == {("w", "y_pred"), ("y_pred", "L"), ("L", "J")}
     many = derive(from_dict({
         "title": "fit", "data": {"x": "linspace(0, 1, 2000)", "y": "2*x"}, "reduction": "mean",
         "parameters": {"w": 1.0}, "forward": {"y_pred": "w*x", "L": "(y_pred - y)**2"},
     }))
     source = graph_dot(many)
     assert "x = [0, 0.0005003, …] (2000 values)" in source
-    assert "mean over the samples = " in source
+    assert "J = (1/n) Σᵢ L = " in source and "∂J/∂L = 1/n = 0.0005" in source  # 1/2000
 
 
 def test_large_networks_fold_weights_and_drop_edge_labels() -> None:
@@ -248,7 +248,7 @@ def test_cli_writes_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out = tmp_path / "g.svg"
     assert main(["graph", str(SEED003), "-o", str(out), "--highlight", "w1", "--level", "operation"]) == 0
     assert str(out) in capsys.readouterr().err
-    assert "∂E/∂w1" in out.read_text(encoding="utf-8")
+    assert "dE/dw1" in out.read_text(encoding="utf-8")
 
 
 def test_cli_default_output_is_the_problem_stem(

@@ -15,7 +15,8 @@ def test_derivation_displays_as_markdown_with_math():
     d = explain.derive(explain.load(EXAMPLES / "seed003_network.toml"))
     md = d._repr_markdown_()
     assert md.startswith("# 2-2-2 sigmoid network (seed 003)")
-    assert "$$" in md and "\\frac{\\partial E}{\\partial \\mathrm{out}_{h1}}" in md
+    assert "$$" in md and "\\frac{\\mathrm{d} E}{\\mathrm{d} \\mathrm{out}_{h1}}" in md  # an adjoint: total derivative
+    assert "\\frac{\\partial \\mathrm{in}_{o1}}{\\partial \\mathrm{out}_{h1}}" in md  # a local partial
     assert "-0.00842148" in md  # ∂E/∂w1, hand-derived in test_core
 
 

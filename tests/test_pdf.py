@@ -159,7 +159,7 @@ def test_typst_source_compiles_on_its_own(seed003: explain.Solution) -> None:
 
 def test_typst_math_is_typeset_not_text(seed003: explain.Solution) -> None:
     source = typst_document(seed003)
-    assert "(partial E)/(partial w_1)" in source
+    assert "(dif E)/(dif w_1)" in source and "(partial E)/(partial" in source
     assert "sigma(" in source
 
 
@@ -182,7 +182,7 @@ def test_latex_is_a_complete_document(seed003: explain.Solution, lang: str) -> N
     assert ("ctexart" in tex) == (lang == "zh")
     assert tex.count("\\begin{document}") == 1 and tex.rstrip().endswith("\\end{document}")
     assert _environments_balanced(tex)
-    assert "\\frac{\\partial E}{\\partial w_{1}}" in tex
+    assert "\\frac{\\mathrm{d} E}{\\mathrm{d} w_{1}}" in tex and "\\frac{\\partial E}{\\partial" in tex
     assert "-0.008421" in tex
 
 

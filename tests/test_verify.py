@@ -42,7 +42,7 @@ def test_rows_cover_values_adjoints_and_gradients() -> None:
     kinds = {(r.kind, r.node) for r in result.rows}
     assert ("value", "out_h1") in kinds and ("adjoint", "out_h1") in kinds and ("gradient", "w1") in kinds
     w1 = next(r for r in result.rows if r.kind == "gradient" and r.node == "w1")
-    assert w1.quantity == "∂E/∂w1"
+    assert w1.quantity == "dE/dw1"
     assert w1.symbolic == pytest.approx(-0.0084214805, abs=1e-10)
     assert [f.parameter for f in result.finite_differences] == [f"w{i}" for i in range(1, 9)]
 
@@ -88,14 +88,14 @@ def test_cli_exits_1_on_a_planted_mistake(monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setattr(Graph, "from_problem", classmethod(lambda cls, p: _wrong(original(cls, p))))
     assert main(["verify", str(SEED_003)]) == 1
     out = capsys.readouterr().out
-    assert "Mismatch in the adjoint ∂E/∂in_h1 at node in_h1" in out
+    assert "Mismatch in the adjoint dE/din_h1 at node in_h1" in out
     assert "∂out_h1/∂in_h1" in out and "FAILED" in out
 
 
 def test_cli_passes_with_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(SEED_003)]) == 0
     out = capsys.readouterr().out
-    assert "PASSED" in out and "∂E/∂w1" in out and "float64" in out
+    assert "PASSED" in out and "dE/dw1" in out and "float64" in out
 
 
 def test_cli_json_markdown_and_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,7 +104,7 @@ def test_cli_json_markdown_and_output_file(tmp_path: Path, capsys: pytest.Captur
     assert data["dtype"] == "float32" and data["passed"] is True
     target = tmp_path / "report.md"
     assert main(["verify", str(SEED_003), "--format", "markdown", "-o", str(target)]) == 0
-    assert "| ∂E/∂w1 |" in target.read_text(encoding="utf-8")
+    assert "| dE/dw1 |" in target.read_text(encoding="utf-8")
 
 
 def test_cli_latex_is_sent_to_solve(capsys: pytest.CaptureFixture[str]) -> None:

@@ -258,14 +258,10 @@ class _Drawing:
                 lines = 2 if self.large else 4
                 rows.extend((part, False) for part in _wrap(line, _ROW_WIDTH, lines))
                 rows.append((f"= {value}", False))
-        if name == self.g.loss:
-            if self.g.is_data_problem:
-                word = self.m(f"reduction_{self.g.reduction}")
-                rows.append((self.m("graph_loss_reduced", reduction=word, value=self.number(self.d.loss_value)), False))
-        else:
+        if name != self.g.loss:
             grad = self._grad(name)
             if grad is not None:
-                rows.append((f"{self.math.partial(self.g.loss, name)} = {self.number(grad)}", True))
+                rows.append((f"{self.math.total(self.g.loss, name)} = {self.number(grad)}", True))
         return rows
 
     def edge_text(self, src: str, dst: str, numeric_only: bool) -> str:
@@ -340,7 +336,7 @@ class _Drawing:
             else:
                 grad = self._grad(self.highlight)
                 notes.append(m("graph_highlight", count=count, name=self.highlight, loss=self.g.loss,
-                               partial=self.math.partial(self.g.loss, self.highlight),
+                               partial=self.math.total(self.g.loss, self.highlight),
                                value=self.number(grad) if grad is not None else "?"))
         folded = sum(len(b.folded) for b in self.boxes.values())
         if folded:

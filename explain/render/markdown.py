@@ -46,7 +46,7 @@ def render_derivation(d: Derivation, precision: int = 6, lang: str = "en", title
 
     out += [f"## {m('forward_pass')}", "", m("forward_intro"), ""]
     if g.is_data_problem:
-        out += [m("per_sample_note", reduction=m(f"reduction_{g.reduction}"), n=g.n_samples), ""]
+        out += [m("per_sample_note", n=g.n_samples, loss=g.loss), ""]
     out.append(_math("\n\\\\[4pt]\n".join(w.forward(s).render(style) for s in d.forward)))
     key = "result_is" if g.source == EXPRESSION_SOURCE else "loss_is"
     out += ["", f"**{m(key, name=g.loss, value=style.number(d.loss_value))}**", ""]

@@ -48,7 +48,8 @@ class MathStyle:
     _mul: str = "·"            # separator inside printed products
     _product_sep: str = " · "  # separator for product() of chain-rule factors
     _wrap_scientific_base = True  # LaTeX's printer already wraps a base holding '^'
-    _partial = "∂{of}/∂{wrt}"
+    _partial = "∂{of}/∂{wrt}"  # a local partial: the other inputs held fixed
+    _total = "d{of}/d{wrt}"    # a total derivative: the loss's gradient, an adjoint
     _sigma, _mean = "Σᵢ ", "(1/n) "
     _aligned = ("", "\n", "")  # start, line break, end of a multi-line equation
     _scientific, _nan, _inf = "{m}e{e:+03d}", "nan", "inf"
@@ -113,6 +114,14 @@ class MathStyle:
         """The partial derivative ∂of/∂wrt."""
         return self._partial.format(of=self.name(of), wrt=self.name(wrt))
 
+    def total(self, of: str, wrt: str) -> str:
+        """The total derivative d of/d wrt (an adjoint, or a gradient of the loss).
+
+        Written with d, not ∂, so that it is never confused with the local partial
+        on an edge: for J = mean(l) + λ/2·w², dJ/dw = Σᵢ(…) + ∂J/∂w.
+        """
+        return self._total.format(of=self.name(of), wrt=self.name(wrt))
+
     def product(self, factors: list[str]) -> str:
         """Join already printed factors (see :meth:`factor`)."""
         return self._product_sep.join(factors) if factors else "1"
@@ -169,6 +178,12 @@ class MathStyle:
 
     def _print_Float(self, expr: sp.Float, **kwargs: Any) -> str:
         return self.number(float(expr))
+
+    def _print_SampleSum(self, expr: Any, **kwargs: Any) -> str:
+        return self._sigma + self._print(expr.args[0])
+
+    def _print_SampleMean(self, expr: Any, **kwargs: Any) -> str:
+        return self._mean + self._sigma + self._print(expr.args[0])
 
     def _number_needs_parens(self, value: float, printed: str) -> bool:
         """A substituted number needs parentheses where its parent would misread it.
@@ -298,6 +313,7 @@ class LatexMath(MathStyle, LatexPrinter):
     _product_sep = r" \cdot "
     _wrap_scientific_base = False
     _partial = r"\frac{{\partial {of}}}{{\partial {wrt}}}"
+    _total = r"\frac{{\mathrm{{d}} {of}}}{{\mathrm{{d}} {wrt}}}"
     _sigma, _mean = r"\sum_{i} ", r"\frac{1}{n} "
     _aligned = ("\\begin{aligned}\n", " \\\\\n", "\n\\end{aligned}")
     _scientific, _nan, _inf = r"{m} \cdot 10^{{{e}}}", r"\mathrm{NaN}", r"\infty"
@@ -349,6 +365,7 @@ class TypstMath(_InfixMath, Printer):
     _product_sep = " dot "
     _frac_bare = True
     _partial = "(partial {of})/(partial {wrt})"
+    _total = "(dif {of})/(dif {wrt})"
     _sigma, _mean = "sum_i ", "1/n "
     _aligned = ("", " \\\n", "")
     _scientific, _nan, _inf = "{m} dot 10^({e})", '"NaN"', "infinity"

@@ -252,18 +252,14 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     add(Heading(1, [Text(m("forward_pass"))]))
     add(Paragraph([Text(m("forward_intro"))], "note"))
     if g.is_data_problem:
-        add(Paragraph([Text(m("per_sample_note", reduction=m(f"reduction_{g.reduction}"), n=g.n_samples)),
+        add(Paragraph([Text(m("per_sample_note", n=g.n_samples, loss=g.loss)),
                        Text(" "), Text(m("sample_shown", i=1))], "note"))
     add(Table([[Text(m("stage"))], [Text(m("formula"))], [Text(m("value"))]],
               [[[Math(s.name(f.name))], [Math(s.expr(f.expr))], [Math(w.value(f.value))]] for f in d.forward],
               "llr"))
     forward = [_eq(w.forward(f)) for f in d.forward]
     add(Equations(forward, columns=2 if len(forward) >= 4 else 1))
-    if g.is_data_problem and g.nodes[g.loss].per_sample:
-        loss = _msg(m, "loss_reduced", name=Math(_bare(s, g.loss)),
-                    reduction=m(f"reduction_{g.reduction}"), n=g.n_samples, value=Math(s.number(d.loss_value)))
-    else:
-        loss = _msg(m, "loss_is", name=Math(s.name(g.loss)), value=Math(s.number(d.loss_value)))
+    loss = _msg(m, "loss_is", name=Math(s.name(g.loss)), value=Math(s.number(d.loss_value)))
     add(Paragraph(loss, "result"))
 
     # 3. local partial derivatives

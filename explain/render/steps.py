@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from ..derivation import AdjointStep, Derivation, ForwardStep, Gradient, LocalStep
+from ..functions import SAMPLE_COUNT, reduction_kind
 from .mathprint import MathStyle
 
 #: Data problems with at most this many samples show every sample's numbers.
@@ -58,7 +59,6 @@ class StepWriter:
         n = self.graph.n_samples
         #: The sample whose numbers are shown for per-sample formulas.
         self.sample: int | None = 0 if n else None
-        self.mean = self.graph.reduction == "mean"
         self._numbers: dict[int | None, dict[Any, Any]] = {}
 
     # -- helpers ------------------------------------------------------------
@@ -72,18 +72,39 @@ class StepWriter:
     def numbers(self, sample: int | None) -> dict[Any, Any]:
         # Printing uses only scalars; the filtered map is made once per sample.
         if sample not in self._numbers:
-            self._numbers[sample] = {k: v for k, v in self.d.numbers(sample).items() if np.ndim(v) == 0}
+            numbers = {k: v for k, v in self.d.numbers(sample).items() if np.ndim(v) == 0}
+            if self.graph.n_samples:
+                numbers.setdefault(SAMPLE_COUNT, self.graph.n_samples)  # the n of 1/n
+            self._numbers[sample] = numbers
         return self._numbers[sample]
 
     # -- forward ------------------------------------------------------------
     def forward(self, step: ForwardStep) -> Equation:
         sample = self.sample if step.per_sample else None
         s = self.style
+        if reduction_kind(step.expr):
+            numbers = self._reduction_numbers(step)
+        else:
+            numbers = s.expr(step.expr, self.numbers(sample))
         return Equation(s.name(step.name), _distinct([
             s.expr(step.expr),
-            s.expr(step.expr, self.numbers(sample)),
+            numbers,
             self.value(step.value, sample),
         ]))
+
+    def _reduction_numbers(self, step: ForwardStep) -> str:
+        """Σᵢ l_i written out: every sample when there are few, else the first and last ones."""
+        s = self.style
+        values = np.atleast_1d(self.d.value(step.expr.args[0].name))
+        n = self.graph.n_samples or len(values)
+        values = np.broadcast_to(values, (n,))
+        shown = [s.number(float(v)) for v in (values if n <= SHOW_ALL_SAMPLES else values[:2])]
+        if n > SHOW_ALL_SAMPLES:
+            shown += ["…", s.number(float(values[-1]))]
+        body = s.sum(shown)
+        if reduction_kind(step.expr) == "mean":
+            return s.product([s.expr(1 / sp.Integer(n)), s._paren(body)])
+        return body
 
     # -- local partials -----------------------------------------------------
     def local(self, step: LocalStep) -> Equation:
@@ -97,32 +118,43 @@ class StepWriter:
 
     # -- adjoints -----------------------------------------------------------
     def adjoint(self, step: AdjointStep) -> Equation:
+        """∂L/∂node as the sum over its consumers; terms from per-sample consumers of a
+        node without data are summed over the samples (Σᵢ), the others stand alone."""
         s = self.style
         loss = self.graph.loss
-        lhs = self.total_partial(step.name) if not step.per_sample else s.partial(loss, step.name)
+        lhs = s.total(loss, step.name)
         if step.name == loss:
-            return Equation(lhs, ("1",) if not (self.mean and step.per_sample) else (s.expr(1 / _n(self)),))
+            return Equation(lhs, ("1",))
         if not step.terms:
             return Equation(lhs, ("0",))
         # ∂L/∂L = 1 is left out of a product: ∂E/∂out_o1 = ∂E/∂out_o1 needs no "1 ·".
         def upstream(t: Any) -> list[str]:
-            return [] if self._is_unit_seed(t.consumer) else [s.partial(loss, t.consumer)]
+            return [] if self._is_unit_seed(t.consumer) else [s.total(loss, t.consumer)]
 
-        leibniz = s.sum([s.product([*upstream(t), s.partial(t.consumer, step.name)]) for t in step.terms])
-        locals_ = s.sum([self._product([*upstream(t), t.local.expr]) for t in step.terms])
+        summed = [t for t in step.terms if self._summed_over_samples(t, step)]
+        alone = [t for t in step.terms if t not in summed]
+
+        def line(write: Any) -> str:
+            inside = [write(t) for t in summed]
+            return s.sum(([s.sample_sum(s.sum(inside), False)] if inside else []) + [write(t) for t in alone])
+
+        leibniz = line(lambda t: s.product([*upstream(t), s.partial(t.consumer, step.name)]))
+        locals_ = line(lambda t: self._product([*upstream(t), t.local.expr]))
         if leibniz == lhs:
             leibniz = ""
-        if step.reduced:
-            leibniz, locals_ = s.sample_sum(leibniz, False), s.sample_sum(locals_, False)
-            numbers = self._reduced_numbers(step)
+        if summed:
+            numbers = self._reduced_numbers(summed, alone)
             return Equation(lhs, _distinct([leibniz, locals_, numbers, self.value(step.value)]))
         sample = self.sample if step.per_sample else None
         nums = self.numbers(sample)
         numbers = s.sum([self._term_numbers(t, sample, nums) for t in step.terms])
         return Equation(lhs, _distinct([leibniz, locals_, numbers, self.value(step.value, sample)]))
 
+    def _summed_over_samples(self, t: Any, step: AdjointStep) -> bool:
+        return self.graph.nodes[t.consumer].per_sample and not step.per_sample
+
     def _is_unit_seed(self, name: str) -> bool:
-        return name == self.graph.loss and not (self.mean and self.graph.nodes[name].per_sample)
+        return name == self.graph.loss
 
     def _term_numbers(self, t: Any, sample: int | None, nums: dict[Any, Any]) -> str:
         if self._is_unit_seed(t.consumer):
@@ -146,7 +178,7 @@ class StepWriter:
         text = self.style.number(float(value))
         return self.style._paren(text) if float(value) < 0 else text
 
-    def _reduced_numbers(self, step: AdjointStep) -> str:
+    def _reduced_numbers(self, summed: Sequence[Any], alone: Sequence[Any]) -> str:
         """The numbers of a sum over samples, written out when there are few samples."""
         n = self.graph.n_samples or 1
         if n > SHOW_ALL_SAMPLES:
@@ -155,8 +187,11 @@ class StepWriter:
         per_sample = []
         for i in range(n):
             nums = self.numbers(i)
-            per_sample.append(s.sum([self._term_numbers(t, i, nums) for t in step.terms]))
-        return s.sum([s._paren(p) if len(step.terms) > 1 else p for p in per_sample])
+            per_sample.append(s.sum([self._term_numbers(t, i, nums) for t in summed]))
+        inside = [s._paren(p) if len(summed) > 1 else p for p in per_sample]
+        nums = self.numbers(None)
+        rest = [self._term_numbers(t, None, nums) for t in alone]
+        return s.sum([s._paren(s.sum(inside)) if rest else s.sum(inside), *rest])
 
     # -- chain rule per parameter --------------------------------------------
     def chain(self, gradient: Gradient) -> Equation | None:
@@ -164,45 +199,41 @@ class StepWriter:
         if not gradient.paths or not gradient.paths_complete:
             return None
         s = self.style
-        per_sample = any(self.graph.nodes[f.dst].per_sample for p in gradient.paths for f in p.factors)
-        leibniz = s.sum([s.product([s.partial(f.dst, f.src) for f in p.factors]) for p in gradient.paths])
-        formulas = s.sum([self._product([f.expr for f in p.factors]) for p in gradient.paths])
-        lines = [leibniz, formulas]
-        if per_sample:
-            lines = [s.sample_sum(line, self.mean) for line in lines]
-            n = self.graph.n_samples or 1
-            if n <= SHOW_ALL_SAMPLES:
-                terms = [self._path_numbers(gradient, i) for i in range(n)]
-                body = s.sum([s._paren(t) if len(gradient.paths) > 1 else t for t in terms])
-                lines.append(s.product([s.expr(1 / _n(self)), s._paren(body)]) if self.mean else body)
-        else:
-            lines.append(self._path_numbers(gradient, None))
+        # Paths through a per-sample stage are summed over the samples (Σᵢ); a path
+        # that stays outside the data (a penalty λ/2·w² in [cost]) is added once.
+        summed = [p for p in gradient.paths if any(self.graph.nodes[f.dst].per_sample for f in p.factors)]
+        alone = [p for p in gradient.paths if p not in summed]
+
+        def line(write: Any) -> str:
+            inside = s.sum([write(p) for p in summed])
+            return s.sum(([s.sample_sum(inside, False)] if summed else []) + [write(p) for p in alone])
+
+        lines = [
+            line(lambda p: s.product([s.partial(f.dst, f.src) for f in p.factors])),
+            line(lambda p: self._product([f.expr for f in p.factors])),
+        ]
+        n = self.graph.n_samples or 1
+        if not summed:
+            lines.append(self._path_numbers(alone, None))
+        elif n <= SHOW_ALL_SAMPLES:
+            terms = [self._path_numbers(summed, i) for i in range(n)]
+            body = s.sum([s._paren(t) if len(summed) > 1 else t for t in terms])
+            rest = [self._path_numbers(alone, None)] if alone else []
+            lines.append(s.sum([s._paren(body) if rest else body, *rest]))
         lines.append(self.value(gradient.value))
         return Equation(self.total_partial(gradient.name), _distinct(lines))
 
     def total_partial(self, wrt: str) -> str:
-        """∂L/∂wrt of the reduced loss: the loss name without a sample index."""
-        style = self.style
-        saved = style.sample_symbols
-        style.sample_symbols = saved - {self.graph.loss}
-        try:
-            return style.partial(self.graph.loss, wrt)
-        finally:
-            style.sample_symbols = saved
+        """dL/dwrt of the (reduced) loss."""
+        return self.style.total(self.graph.loss, wrt)
 
-    def _path_numbers(self, gradient: Gradient, sample: int | None) -> str:
+    def _path_numbers(self, paths: Sequence[Any], sample: int | None) -> str:
         s = self.style
         nums = self.numbers(sample)
-        return s.sum([self._product([f.expr for f in p.factors], nums) for p in gradient.paths])
+        return s.sum([self._product([f.expr for f in p.factors], nums) for p in paths])
 
     def delta(self, gradient: Gradient) -> Equation:
         return self.adjoint(gradient.delta)
-
-
-def _n(writer: StepWriter) -> Any:
-    import sympy as sp
-
-    return sp.Integer(writer.graph.n_samples or 1)
 
 
 def shown_nodes(derivation: Derivation) -> list[str]:

@@ -85,16 +85,12 @@ def render_derivation(
     doc.heading(m("forward_pass"), 2)
     doc.note(m("forward_intro"))
     if g.is_data_problem:
-        doc.note(m("per_sample_note", reduction=m(f"reduction_{g.reduction}"), n=g.n_samples))
+        doc.note(m("per_sample_note", n=g.n_samples, loss=g.loss))
         doc.note(m("sample_shown", i=1))
     for step in d.forward:
         doc.block(w.forward(step).render(style))
-    if g.is_data_problem and g.nodes[g.loss].per_sample:
-        doc.line(_emph(doc, m("loss_reduced", name=g.loss, reduction=m(f"reduction_{g.reduction}"),
-                              n=g.n_samples, value=style.number(d.loss_value))))
-    else:
-        key = "result_is" if g.source == EXPRESSION_SOURCE else "loss_is"
-        doc.line(_emph(doc, m(key, name=g.loss, value=style.number(d.loss_value))))
+    key = "result_is" if g.source == EXPRESSION_SOURCE else "loss_is"
+    doc.line(_emph(doc, m(key, name=g.loss, value=style.number(d.loss_value))))
 
     doc.heading(m("local_partials"), 2)
     doc.note(m("local_intro"))
