@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
                    help="number type of the training loop (float32 reproduces PyTorch's default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-sample gradient printout")
+    p.add_argument("--no-verify", action="store_true",
+                   help="train even without checking the gradients against PyTorch autograd first")
     _common(p)
 
     p = sub.add_parser("check", help="grade answers and diagnose mistakes")
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: the precision written)")
     p.add_argument("--report", metavar="FILE.csv", help="write one row per student and item")
     p.add_argument("--jobs", "-j", type=int, default=None, help="parallel processes for many answer files")
+    p.add_argument("--no-verify", action="store_true",
+                   help="grade even without checking the expected answers against PyTorch autograd first")
     _common(p, formats=("text", "markdown", "json"))
 
     p = sub.add_parser("variants", help="randomized per-student problems with solutions and answer keys")
@@ -117,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(exc, ExplainError):
             print(f"explain: error: {exc}", file=sys.stderr)
-            return 2
+            return getattr(exc, "exit_code", 2)
         raise
 
 

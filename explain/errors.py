@@ -20,6 +20,15 @@ class ExplainError(Exception):
         super().__init__(f"{where}: {reason}" if where else reason)
 
 
+class VerificationFailed(ExplainError):
+    """The derivation disagrees with its independent checks: nothing may build on it.
+
+    Not bad input but a mismatch, so the command line exits with code 1.
+    """
+
+    exit_code = 1
+
+
 def located(source: str, key: str) -> str:
     """Join a file (or other source) and a key into the ``where`` of an error."""
     if source and key:

@@ -374,7 +374,7 @@ class _Trainer:
             done, divergence = self._loop(total, losses, states, batch_losses, gradients, progress)
         c = self.config
         training = Training(
-            optimizer=c.optimizer, learning_rate=c.learning_rate, reduction=self.problem.reduction,
+            optimizer=c.optimizer, learning_rate=c.learning_rate, reduction=self.program.graph.reduction,
             dtype=dtype_name, parameter_names=list(self.names), updates_per_epoch=len(self.batches),
             planned_steps=total, epochs=c.epochs, batch_size=c.batch_size if c.optimizer == "minibatch" else None,
             losses=losses[:done + 1].copy(), states=states[:done + 1].copy(),

@@ -137,6 +137,17 @@ class Verification:
     def passed(self) -> bool:
         return not self.failures and not self.finite_difference_failures
 
+    def banner(self, m: Any) -> str:
+        """The warning every output of a failed verification starts with (``m``: the message catalog)."""
+        if self.failures:
+            first = message_in(m, "verify_banner_autograd", quantity=self.failures[0].quantity)
+        elif self.finite_difference_failures:
+            first = message_in(m, "verify_banner_fd", quantity=self.finite_difference_failures[0].parameter)
+        else:
+            return ""
+        count = len(self.failures) + len(self.finite_difference_failures)
+        return message_in(m, "verify_banner", first=first, count=count)
+
     def to_dict(self) -> dict[str, Any]:
         """The ``verification`` object of SPEC §3, with every row."""
         return {
@@ -186,6 +197,29 @@ def verify(
     result.suspect_node, result.suspects = suspect_edges(graph, result)
     if finite_differences:
         result.finite_differences = finite_difference_check(derivation)
+    return result
+
+
+def require_verified(derivation: Derivation, command: str, lang: str = "en") -> Verification | None:
+    """Verify ``derivation`` before ``command`` (train, check) builds on it.
+
+    Raises :class:`~explain.errors.VerificationFailed` (exit code 1) when a check
+    fails, so that no training run or grade rests on numbers that disagree with
+    PyTorch autograd or finite differences.  Returns None, checking nothing,
+    when PyTorch is not installed (the verification's own message says how to get it).
+    """
+    import importlib.util
+
+    from .errors import VerificationFailed
+    from .i18n import Messages
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    result = verify(derivation, device="cpu")
+    if not result.passed:
+        m = Messages(lang)
+        raise VerificationFailed(derivation.graph.source, m(
+            "verify_refused", banner=result.banner(m), action=m(f"verify_refused_{command}"), command=command))
     return result
 
 
@@ -368,6 +402,11 @@ def finite_difference_check(derivation: Derivation, step: float = FD_STEP) -> li
         budget = 1e-6 + 100 * eps * max(1.0, abs(loss_up), abs(loss_down)) / h / scale
         results.append(FiniteDifference(name, symbolic, estimate, h, abs_error, abs_error / scale, budget))
     return results
+
+
+def message_in(m: Any, key: str, **fields: Any) -> str:
+    """A message from catalog ``m`` (a Messages object), or in English when ``m`` is None."""
+    return m(key, **fields) if m is not None else message(key, **fields)
 
 
 def _sort_key(error: float) -> float:

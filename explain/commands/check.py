@@ -33,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
         raise ExplainError("--jobs", "must be at least 1")
     if args.precision < 1:
         raise ExplainError("--precision", "must be at least 1")
+    if not args.no_verify:
+        from ..derivation import derive
+        from ..problem import load
+        from ..verify import require_verified
+
+        require_verified(derive(load(args.problem)), "check", args.lang)
     with _progress(len(args.answers)) as advance:
         graded = grade_files(args.problem, args.answers, rtol=args.rtol, lang=args.lang,
                              jobs=args.jobs, progress=advance)

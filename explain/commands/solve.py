@@ -73,6 +73,10 @@ def render_solution(solution: Any, args: argparse.Namespace) -> str:
 
     m = Messages(args.lang)
     text = render_derivation(solution.derivation, args, color=use_color() and not args.output)
+    v = solution.verification
+    if v is not None and not v.passed:
+        rule = "!" * 78
+        text = f"{rule}\n{v.banner(m)}\n{rule}\n\n" + text
     if solution.verification is not None:
         text += "\n" + verify_command.render_text(solution.verification, m, args.precision) + "\n"
     if solution.training is not None:

@@ -38,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
     problem = load(args.problem)
     rates = parse_rates(args.lr) if args.lr else [None]
     program = Program(Graph.from_problem(problem))
+    if not getattr(args, "no_verify", False):
+        from ..derivation import derive
+        from ..verify import require_verified
+
+        require_verified(derive(program.graph, program), "train", args.lang)
     runs = []
     for rate in rates:
         bar = ProgressBar(m("train_progress", rate=number(rate) if rate else ""))

@@ -60,9 +60,16 @@ def derivation_dict(d: Derivation) -> dict[str, Any]:
 
 def solution_dict(solution: Any) -> dict[str, Any]:
     """The ``explain solve --format json`` object."""
-    result = derivation_dict(solution.derivation)
-    if solution.verification is not None:
-        result["verification"] = solution.verification.to_dict()
+    v = solution.verification
+    # First, so that a reader of the JSON meets it before any number: null when not verified.
+    result: dict[str, Any] = {"verified": None if v is None else v.passed}
+    if v is not None and not v.passed:
+        from ..i18n import Messages
+
+        result["warning"] = v.banner(Messages("en"))
+    result.update(derivation_dict(solution.derivation))
+    if v is not None:
+        result["verification"] = v.to_dict()
     if solution.training is not None:
         result["training"] = solution.training.to_dict()
     return result

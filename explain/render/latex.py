@@ -96,6 +96,7 @@ def render(doc: Document) -> str:
         r"\newcommand{\exnote}[1]{{\small\color{exmuted}#1\par}}",
         r"\newcommand{\exlabel}[1]{\par\smallskip{\small\bfseries\color{exaccent}#1}\par\nopagebreak}",
         r"\newcommand{\exresult}[1]{\par\smallskip\fcolorbox{exaccent}{exlight}{#1}\par\smallskip}",
+        r"\newcommand{\exalert}[1]{\par\medskip\fcolorbox{red}{red!8}{\parbox{\dimexpr\linewidth-2\fboxsep-2\fboxrule}{\bfseries\color{red!60!black}#1}}\par\medskip}",
         "",
         r"\begin{document}",
         "",
@@ -104,12 +105,17 @@ def render(doc: Document) -> str:
         r"\smallskip{\small\color{exmuted}" + latex_text(doc.meta) + r"\par}",
         r"\noindent\rule{\linewidth}{0.8pt}",
         "",
+        *(_block(b) for b in doc.blocks if _is_alert(b)),  # before anything else, the contents included
         r"{\small\tableofcontents}",
         "",
     ]
-    out += [_block(b) for b in doc.blocks]
+    out += [_block(b) for b in doc.blocks if not _is_alert(b)]
     out += [r"\end{document}", ""]
     return "\n".join(out)
+
+
+def _is_alert(block: Block) -> bool:
+    return isinstance(block, Paragraph) and block.kind == "alert"
 
 
 def _comment(text: str) -> str:
@@ -150,6 +156,8 @@ def _block(block: Block) -> str:
             return f"\\exlabel{{{text}}}\n"
         if block.kind == "result":
             return f"\\exresult{{{text}}}\n"
+        if block.kind == "alert":
+            return f"\\exalert{{{text}}}\n"
         return text + "\n"
     if isinstance(block, Equations):
         two = block.columns > 1 and len(block.items) > 1 and all(

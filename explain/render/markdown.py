@@ -83,6 +83,9 @@ def render_solution(solution: Any, precision: int = 6, lang: str = "en") -> str:
 
     m = Messages(lang)
     text = render_derivation(solution.derivation, precision=precision, lang=lang)
+    v = solution.verification
+    if v is not None and not v.passed:
+        text = f"> **⚠ {v.banner(m)}**\n\n" + text
     if solution.verification is not None:
         text += "\n" + verify_command.render_markdown(solution.verification, m, precision) + "\n"
     if solution.training is not None:

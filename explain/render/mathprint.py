@@ -96,6 +96,8 @@ class MathStyle:
         if x == 0:
             return "0"
         p = self.precision
+        while p < 17 and _rounds_to_a_lie(x, p):
+            p += 1
         if 1e-4 <= abs(x) < 1e6:
             d = Decimal(repr(x))
             d = d.quantize(Decimal(1).scaleb(d.adjusted() - p + 1), rounding=ROUND_HALF_EVEN)
@@ -206,6 +208,20 @@ class MathStyle:
         if parent.is_Add:
             return self._as_ordered_terms(parent)[0] != me  # type: ignore[attr-defined]
         return False
+
+
+def _rounds_to_a_lie(x: float, digits: int) -> bool:
+    """Whether ``x`` shown with ``digits`` significant digits reads as a whole number it is not.
+
+    A saturated sigmoid a = 0.99999989 shown as 1 makes σ'(z) = a·(1 − a) read
+    1·(1 − 1) = 0 next to a value that is not 0, and 1/(1 − a) a division by zero.
+    Differences at the level of float rounding (14.000000000000002) are not lies.
+    """
+    mantissa_exponent = f"{x:.{digits - 1}e}"
+    rounded = float(mantissa_exponent)
+    # Only where the digits shown reach below the units (123456.7 shown as 123500 is honest).
+    reaches_fraction = int(mantissa_exponent.split("e")[1]) - (digits - 1) < 0
+    return reaches_fraction and rounded == round(rounded) and abs(x - rounded) > 1e-12 * max(1.0, abs(x))
 
 
 def _is_group(s: str) -> bool:

@@ -76,7 +76,7 @@ class Heading:
 @dataclass
 class Paragraph:
     parts: list[Inline]
-    kind: str = "body"  # body | note | label | result
+    kind: str = "body"  # body | note | label | result | alert
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,8 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     s = style
     doc = Document(g.title or m("problem"), m("pdf_subtitle"), m("pdf_generated", version=__version__), lang)
     add = doc.blocks.append
+    if solution.verification is not None and not solution.verification.passed:
+        add(Paragraph([Text(solution.verification.banner(m))], "alert"))
 
     # 1. the problem
     add(Heading(1, [Text(m("problem"))]))

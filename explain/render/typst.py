@@ -26,7 +26,7 @@ LATIN_FONT = "New Computer Modern"
 #: Asked for in Chinese source when no CJK font is found here (the PDF then refuses).
 DEFAULT_CJK = CjkFont((), "Noto Serif CJK SC", "Noto Sans CJK SC")
 
-_PARAGRAPHS = {"note": "ex-note", "label": "ex-label", "result": "ex-result"}
+_PARAGRAPHS = {"note": "ex-note", "label": "ex-label", "result": "ex-result", "alert": "ex-alert"}
 _ALIGN = {"l": "left", "c": "center", "r": "right"}
 
 
@@ -80,11 +80,14 @@ def render(doc: Document, figures: dict[str, str], style: TypstMath, cjk: CjkFon
         f"heading-fonts: {_array(heading_fonts)})",
         "",
         f"#ex-title({typst_string(doc.title)}, {typst_string(doc.subtitle)}, {typst_string(doc.meta)})",
-        "#ex-contents()",
-        "",
     ]
+    # A failed verification comes before anything else, the contents included.
+    alerts = [b for b in doc.blocks if isinstance(b, Paragraph) and b.kind == "alert"]
+    out += [_block(b, figures, style) for b in alerts]
+    out += ["#ex-contents()", ""]
     for block in doc.blocks:
-        out.append(_block(block, figures, style))
+        if block not in alerts:
+            out.append(_block(block, figures, style))
     return "\n".join(out) + "\n"
 
 
