@@ -22,7 +22,7 @@ import pytest
 
 import explain
 from explain.errors import ExplainError
-from tests.conftest import EXAMPLES, run_cli
+from .conftest import EXAMPLES, run_cli
 
 PUBLISHED = EXAMPLES / "published"
 
