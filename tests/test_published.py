@@ -274,7 +274,9 @@ def test_jurafsky_sentiment_probability_and_loss():
     assert printed(1 - d.value("p"), 2) == 0.30
     assert printed(d.loss_value, 2) == 0.36
     # "let's pretend instead that the example ... was actually negative, i.e., y = 0": −log(.30) = 1.2.
-    negative = explain.loads(path.read_text().replace("y = 1.0", "y = 0.0"), source="y=0 variant")
+    text = path.read_text()
+    assert text.count("y = 1.0") == 1
+    negative = explain.loads(text.replace("y = 1.0", "y = 0.0"), source="y=0 variant")
     assert printed(explain.derive(negative).loss_value, 1) == 1.2
 
 
@@ -321,6 +323,42 @@ def test_brownlee_linear_regression_sgd_trajectory():
     final = steps[-1]["parameters"]
     predictions = final["B0"] + final["B1"] * np.array(x)
     assert printed(math.sqrt(np.mean((predictions - np.array(y)) ** 2)), 9) == 0.720626401
+
+
+# --- Han, Kamber & Pei, Data Mining: Concepts and Techniques, backpropagation example -----------
+
+def test_han_kamber_backprop_sample_calculations():
+    solution = explain.solve(PUBLISHED / "han_kamber_backprop.toml")
+    d = solution.derivation
+    # The book's tables, three decimals: net inputs and outputs of units 4, 5, 6.
+    assert [printed(d.value(n), 3) for n in ("I4", "I5", "I6")] == [-0.7, 0.1, -0.105]
+    assert [printed(d.value(n), 3) for n in ("O4", "O5", "O6")] == [0.332, 0.525, 0.474]
+    # Err_j = -dE/dI_j. The book prints Err5 = -0.0065 and Err4 = -0.0087, and those are right.
+    assert printed(-d.grad("I5"), 4) == -0.0065
+    assert printed(-d.grad("I4"), 4) == -0.0087
+    # It prints Err6 = 0.1311, computed from O6 already rounded to 0.474:
+    # 0.474(1 - 0.474)(1 - 0.474) = 0.13115. With O6 = 0.473889 the error is 0.131169: 0.1312.
+    assert printed(0.474 * (1 - 0.474) * (1 - 0.474), 4) == 0.1311
+    assert printed(-d.grad("I6"), 4) == 0.1312
+    o6 = 1 / (1 + math.exp(-(-0.3 / (1 + math.exp(0.7)) - 0.2 / (1 + math.exp(-0.1)) + 0.1)))  # by hand
+    assert -d.grad("I6") == pytest.approx(o6 * (1 - o6) * (1 - o6), abs=1e-15)
+    # The new weights, three decimals, as printed (the early rounding does not reach them).
+    after = solution.to_dict()["training"]["history"][1]["parameters"]
+    published = {"w46": -0.261, "w56": -0.138, "w14": 0.192, "w15": -0.306, "w24": 0.4, "w25": 0.1,
+                 "w34": -0.508, "w35": 0.194, "w06": 0.218, "w05": 0.194, "w04": -0.408}
+    assert {name: printed(after[name], 3) for name in published} == published
+
+
+def test_han_kamber_check_grades_the_books_numbers():
+    # In-process grading: the book's right numbers pass at their precision, its Err6 does not.
+    from explain.check import check, parse_answers
+
+    answers = parse_answers('[answers]\nO6 = 0.474\n"dE/dI5" = 0.0065\n"dE/dI4" = 0.0087\n'
+                            '"w46+" = -0.261\n"w06+" = 0.218\n"dE/dI6" = -0.1311\n')
+    report = check(explain.load(PUBLISHED / "han_kamber_backprop.toml"), answers)
+    verdicts = {item.key: item.verdict for item in report.items}
+    assert verdicts == {"O6": "correct", "dE/dI5": "correct", "dE/dI4": "correct", "w46+": "correct",
+                        "w06+": "correct", "dE/dI6": "incorrect"}
 
 
 # --- Deep Learning Specialization, course 2, "Regularization": compute_cost_with_regularization --
