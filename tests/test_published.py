@@ -54,8 +54,8 @@ def history(name: str) -> list[dict]:
 
 # --- Matt Mazur, "A Step by Step Backpropagation Example" (2015) ---------------------------------
 
-def mazur_numpy(steps: int, stale: bool = False) -> tuple[float, np.ndarray, list[float]]:
-    """Mazur's network in NumPy, written from the post. Returns (E, outputs, E per step).
+def mazur_numpy(steps: int, stale: bool = False) -> tuple[float, np.ndarray]:
+    """Mazur's network in NumPy, written from the post. Returns E and the outputs after `steps` steps.
 
     stale=True computes the hidden deltas with the output weights already updated in the same
     step: the mistake that reproduces the post's later figures (see the tests below).
@@ -63,18 +63,16 @@ def mazur_numpy(steps: int, stale: bool = False) -> tuple[float, np.ndarray, lis
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     i, t = np.array([0.05, 0.10]), np.array([0.01, 0.99])
     w_h, w_o = np.array([[0.15, 0.20], [0.25, 0.30]]), np.array([[0.40, 0.45], [0.50, 0.55]])
-    errors = []
     for _ in range(steps):
         h = sig(w_h @ i + 0.35)
         o = sig(w_o @ h + 0.60)
-        errors.append(0.5 * np.sum((t - o) ** 2))
         delta_o = (o - t) * o * (1 - o)
         new_w_o = w_o - 0.5 * np.outer(delta_o, h)
         delta_h = ((new_w_o if stale else w_o).T @ delta_o) * h * (1 - h)
         w_h = w_h - 0.5 * np.outer(delta_h, i)
         w_o = new_w_o
     o = sig(w_o @ sig(w_h @ i + 0.35) + 0.60)
-    return float(0.5 * np.sum((t - o) ** 2)), o, errors
+    return float(0.5 * np.sum((t - o) ** 2)), o
 
 
 def test_mazur_forward_pass_gradients_and_one_step():
@@ -105,7 +103,7 @@ def test_mazur_error_after_one_step_is_misprinted_in_the_post():
     # w1+..w8+ the error is 0.291027774 (NumPy below). 0.291027924 is what one gets when the
     # hidden deltas use the already-updated w5..w8 — which the post explicitly says not to do.
     error_after = history("mazur_backprop.toml")[1]["loss"]
-    numpy_error, _, _ = mazur_numpy(1)
+    numpy_error, _ = mazur_numpy(1)
     assert error_after == pytest.approx(numpy_error, abs=1e-15)
     assert printed(error_after, 9) == 0.291027774
     assert printed(error_after, 9) != 0.291027924  # the post's figure
@@ -133,12 +131,12 @@ def test_mazur_ten_thousand_steps_and_the_posts_final_figures():
     result = run_cli("train", str(PUBLISHED / "mazur_backprop.toml"), "--steps", "10000", "--format", "json")
     assert result.returncode == 0, result.stderr
     final = json.loads(result.stdout)["history"][-1]
-    numpy_error, _, numpy_errors = mazur_numpy(10000)
+    numpy_error, _ = mazur_numpy(10000)
     assert final["step"] == 10000
     assert final["loss"] == pytest.approx(numpy_error, rel=1e-9)
     assert printed(final["loss"], 10) == 0.0000351019  # the truth, not the post's 0.0000351085
     # The post's outputs are those of the stale update of the test above, to all 9 printed digits...
-    stale_error, stale_outputs, _ = mazur_numpy(10000, stale=True)
+    stale_error, stale_outputs = mazur_numpy(10000, stale=True)
     assert printed(stale_outputs[0], 9) == 0.015912196
     assert printed(stale_outputs[1], 9) == 0.984065734
     # ...and even they give E = 0.0000350848, not 0.0000351085: that figure is a misprint too.
@@ -395,9 +393,18 @@ def test_ng_regularized_cost_file_holds_the_seeded_draws():
             assert f"{name}_{j + 1}{i + 1} = {float(value)!r}\n" in text
 
 
-@pytest.mark.xfail(strict=True, raises=(ExplainError, AssertionError), reason="needs [cost] (issue 8 core)")
+@pytest.mark.xfail(strict=True, raises=ExplainError, reason="needs [cost] (issue 8 core)")
 def test_ng_regularized_cost():
-    d = explain.derive(explain.load(PUBLISHED / "ng_l2_regularization_cost.toml"))
+    # Expected to fail only because [cost] is unknown here. Once it exists, a rejection of this
+    # file for any other reason, or a wrong number, is a real failure (not an expected one), and a
+    # pass is an XPASS that fails strictly until the marker is removed.
+    try:
+        problem = explain.load(PUBLISHED / "ng_l2_regularization_cost.toml")
+    except ExplainError as err:
+        if "cost: unknown key" in str(err):
+            raise
+        pytest.fail(f"the [cost] problem file is rejected: {err}")
+    d = explain.derive(problem)
     # The notebook: cost = 1.78648594516 (lambd = 0.1), and dJ/dW gains (lambda/m)·W; here the
     # data part does not depend on W, so dJ/dW = (0.1/5)·W exactly.
     assert printed(d.loss_value, 11) == 1.78648594516
