@@ -323,6 +323,29 @@ def test_brownlee_linear_regression_sgd_trajectory():
     assert printed(math.sqrt(np.mean((predictions - np.array(y)) ** 2)), 9) == 0.720626401
 
 
+# --- Andrew Ng, Machine Learning (Coursera 2011), exercise 1: linear regression ----------------
+
+def test_ng_ex1_linear_regression():
+    problem = explain.load(PUBLISHED / "ng_ex1_linear_regression.toml")
+    assert problem.n_samples == 97
+    # ex1.m: "Expected cost value (approx) 32.07" at theta = [0; 0] and 54.24 at theta = [-1; 2].
+    start = explain.derive(problem)
+    assert printed(start.loss_value, 2) == 32.07
+    assert printed(explain.derive(problem.with_parameters({"theta0": -1.0, "theta1": 2.0})).loss_value, 2) == 54.24
+    # The gradient of J = 1/(2m) sum (h - y)^2 is (1/m) sum (h - y) x_j (NumPy, from the file's data).
+    x, y = problem.data["x"], problem.data["y"]
+    assert start.gradients["theta0"].value == pytest.approx(np.mean(-y), abs=1e-12)
+    assert start.gradients["theta1"].value == pytest.approx(np.mean(-y * x), abs=1e-12)
+    # "Expected theta values (approx) -3.6303 1.1664" after 1500 steps of alpha = 0.01.
+    final = explain.solve(problem).to_dict()["training"]["history"][-1]["parameters"]
+    assert (printed(final["theta0"], 4), printed(final["theta1"], 4)) == (-3.6303, 1.1664)
+    theta0 = theta1 = 0.0
+    for _ in range(1500):  # ex1's gradientDescent.m, in NumPy
+        error = theta0 + theta1 * x - y
+        theta0, theta1 = theta0 - 0.01 * np.mean(error), theta1 - 0.01 * np.mean(error * x)
+    assert (final["theta0"], final["theta1"]) == (pytest.approx(theta0, abs=1e-12), pytest.approx(theta1, abs=1e-12))
+
+
 # --- Han, Kamber & Pei, Data Mining: Concepts and Techniques, backpropagation example -----------
 
 def test_han_kamber_backprop_sample_calculations():
