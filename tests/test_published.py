@@ -288,11 +288,12 @@ def test_jurafsky_one_sgd_step():
 
 # --- Jason Brownlee, "Linear Regression Tutorial Using Gradient Descent" ------------------------
 
-# B0 and B1 after each of the 20 updates, as printed by the tutorial (9 decimals; copied from the
-# list reproduced in third-party code, the final pair and the RMSE also from two copies of the
-# worked example). Two entries are off by one in the last digit: exact arithmetic (Fraction below)
-# gives B0 = 0.157870663485 after update 9 and 0.214081490485 after update 16, which round to
-# ...663 and ...490; the tutorial's spreadsheet printed ...664 and ...491.
+# B0 and B1 after each of the 20 updates, 9 decimals. The final pair and the RMSE are confirmed
+# from two copies of the worked example; the 18 intermediate pairs from one list of the tutorial's
+# table found in third-party code, so whether the two wrong digits below are the tutorial's or the
+# copier's could not be settled. Exact arithmetic (Fraction below) gives B0 = 0.157870663485 after
+# update 9 and 0.214081490485 after update 16, which round to ...663 and ...490; the list has
+# ...664 and ...491, which is what rounding twice gives (half up, to 10 decimals and then to 9).
 BROWNLEE_B0 = [0.01, 0.0397, 0.066527, 0.08056049, 0.118814462, 0.123525534, 0.14399449, 0.154325453,
                0.157870664, 0.180907617, 0.182869825, 0.198544452, 0.200311686, 0.19841101, 0.213549404,
                0.214081491, 0.227265196, 0.224586888, 0.219858174, 0.230897491]
