@@ -417,17 +417,8 @@ def test_ng_regularized_cost_file_holds_the_seeded_draws():
             assert f"{name}_{j + 1}{i + 1} = {float(value)!r}\n" in text
 
 
-@pytest.mark.xfail(strict=True, raises=ExplainError, reason="needs [cost] (issue 8 core)")
 def test_ng_regularized_cost():
-    # Expected to fail only because [cost] is unknown here. Once it exists, a rejection of this
-    # file for any other reason, or a wrong number, is a real failure (not an expected one), and a
-    # pass is an XPASS that fails strictly until the marker is removed.
-    try:
-        problem = explain.load(PUBLISHED / "ng_l2_regularization_cost.toml")
-    except ExplainError as err:
-        if "cost: unknown key" in str(err):
-            raise
-        pytest.fail(f"the [cost] problem file is rejected: {err}")
+    problem = explain.load(PUBLISHED / "ng_l2_regularization_cost.toml")
     d = explain.derive(problem)
     # The notebook: cost = 1.78648594516 (lambd = 0.1), and dJ/dW gains (lambda/m)·W; here the
     # data part does not depend on W, so dJ/dW = (0.1/5)·W exactly.
