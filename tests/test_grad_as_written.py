@@ -147,6 +147,8 @@ def test_product_keeps_the_written_order() -> None:
     assert "f = x·w" in out and "= 3·2" in out and "w·x" not in out
     md = _grad_out("x*w", "w=2,x=3", "markdown")
     assert r"f &= x \cdot w" in md
+    typst = _grad_out("x*w", "w=-2,x=3", "typst")
+    assert "($x dot w$,), ($3 dot (-2)$,)" in typst  # a negative number substituted keeps its parentheses
     steps = json.loads(_grad_out("x*w", "w=2,x=3", "json"))["steps"]
     assert steps[0]["formula"] == "x*w"
 
