@@ -17,8 +17,9 @@ from .problem import Problem, load
 def grad(expr: str, wrt: Sequence[str] | str | None = None, at: Mapping[str, Any] | None = None) -> Derivation:
     """Step-by-step chain rule for one expression.
 
-    The expression is cut into one node per operation (``mul1 = w·x``,
-    ``add1 = mul1 + b``, ``f = sigmoid(add1)``).  ``wrt`` names the variables
+    The expression is cut into one node per operation, as written: operands in
+    the user's order, no minus distributed (``mul1 = w·x``, ``add1 = mul1 + b``,
+    ``f = sigmoid(add1)``; see :mod:`explain.stage`).  ``wrt`` names the variables
     to differentiate with respect to (default: all of them); ``at`` gives every
     variable's value (numbers, or text such as ``"pi/4"``).
 

@@ -47,6 +47,14 @@ class _Builder(Generic[T]):
     def negate(self, operand: T) -> T:
         raise NotImplementedError
 
+    def grouped(self, operand: T) -> T:
+        """The left operand of a binary operator, written in parentheses: ``(a + b) + c``.
+
+        The AST drops parentheses; a builder that keeps the user's grouping
+        (:mod:`explain.stage`) needs to know where they were.
+        """
+        return operand
+
     def call(self, func: str, args: list[T]) -> T:
         raise NotImplementedError
 
@@ -114,7 +122,11 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
             op = _BINARY[type(node.op)]
             if op == "**":
                 check_exponent(node.right)
-            return builder.binary(op, visit(node.left, depth + 1), visit(node.right, depth + 1))
+            left = visit(node.left, depth + 1)
+            # The whole BinOp starts where its left operand does, unless that operand is in parentheses.
+            if (node.left.lineno, node.left.col_offset) != (node.lineno, node.col_offset):
+                left = builder.grouped(left)
+            return builder.binary(op, left, visit(node.right, depth + 1))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = visit(node.operand, depth + 1)
             return builder.negate(operand) if isinstance(node.op, ast.USub) else operand

@@ -1,25 +1,45 @@
-"""Staging a single expression: one node per operation, with readable names.
+"""Staging a single expression: one node per operation, as the user wrote it.
 
 ``explain grad "sigmoid(w*x + b)"`` has no stages written by the user, so the
-expression is cut into the operations it is made of, in evaluation order::
+expression is cut into the operations of the user's own expression tree, in
+evaluation order, with every operand where the user put it::
 
     mul1 = w·x
     add1 = mul1 + b
     f    = sigmoid(add1)
 
-A quotient ``a/b`` stays one operation (``div1``), as a student would write it.
+The tree is the one Python's parser reads from the text (through the safe
+walker of :mod:`explain.parse`), not SymPy's canonical form, which would
+distribute ``-(a + b)`` into ``-a - b`` and sort ``w*x + b`` into ``b + w*x``:
+
+- ``a - b`` is one subtraction (``sub1 = a - b``), ``-a`` a negation node
+  (``neg1 = -a``, the ×(−1) gate of CS231n), ``a/b`` one division (``div1``).
+- A chain of ``+`` and ``-`` written without parentheses, ``w0*x0 + w1*x1 + w2``,
+  is one sum node with one input per term, as courses draw it (CS231n's
+  ``dot = w0*x0 + w1*x1 + w2``); the parser's left-nesting ``(a + b) + c`` is a
+  reading artefact, not the user's grouping.  Parentheses the user writes,
+  ``(a + b) + c``, are kept: two additions.
+- A part without variables (``1/2``, ``2*pi``) is a number, not an operation.
+- The same operation on the same operands, written twice, is one node used twice.
+
+Each node's expression is an ordinary small SymPy expression of symbols and
+numbers (sums and products are :mod:`explain.written`'s order-keeping ``Add`` and
+``Mul``), so local derivatives, compiled code and PyTorch treat it as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Union
 
 import sympy as sp
 
 from .errors import ExplainError
-from .parse import evaluate_value, is_valid_name, parse_expression
+from .functions import USER_FUNCTIONS
+from .parse import _SymbolicBuilder, _walk, evaluate_value, is_valid_name, parse_expression
 from .problem import Problem, Stage
+from .written import written_add, written_mul
 
 RESULT = "f"
 #: The ``source`` of a problem made from one expression (its result is not a "loss").
@@ -46,50 +66,95 @@ class _AnyName(Mapping[str, sp.Expr]):
         return 0
 
 
-def _op_name(expr: sp.Expr) -> str:
-    if expr.is_Add:
-        return "add"
-    if expr.is_Mul:
-        return "div" if any(_is_reciprocal(a) for a in expr.args) else "mul"
-    if expr.is_Pow:
-        return "sqrt" if expr.exp == sp.Rational(1, 2) else "pow"
-    name = type(expr).__name__.lower()
-    return {"abs": "abs", "max": "max", "min": "min"}.get(name, name)
+@dataclass(frozen=True)
+class _Op:
+    """One operation of the written tree: ``op`` is "sum", "*", "/", "**", "neg" or a function name."""
+
+    op: str
+    args: tuple[_Tree, ...]
+    signs: tuple[int, ...] = ()  # for "sum": +1 or -1 per term, as written
+    grouped: bool = False  # written in parentheses
 
 
-def _is_reciprocal(expr: sp.Expr) -> bool:
-    return bool(expr.is_Pow and expr.exp.is_negative)
+#: A subtree: an operation, or a SymPy leaf (a symbol, or a number for a part without variables).
+_Tree = Union[_Op, sp.Expr]
 
 
-def stage(expr: sp.Expr) -> list[Stage]:
-    """Cut an expression into one stage per operation; the last stage is ``f``."""
+class _TreeBuilder(_SymbolicBuilder):
+    """Builds the written tree; parts without variables are folded to numbers by SymPy."""
+
+    def binary(self, op: str, left: Any, right: Any) -> Any:
+        if _constant(left) and _constant(right):
+            return super().binary(op, left, right)
+        if op in "+-":
+            sign = 1 if op == "+" else -1
+            if isinstance(left, _Op) and left.op == "sum" and not left.grouped:
+                return _Op("sum", (*left.args, right), (*left.signs, sign))
+            return _Op("sum", (left, right), (1, sign))
+        if op == "/" and right == 0:
+            raise ZeroDivisionError
+        return _Op(op, (left, right))
+
+    def negate(self, operand: Any) -> Any:
+        return super().negate(operand) if _constant(operand) else _Op("neg", (operand,))
+
+    def grouped(self, operand: Any) -> Any:
+        return _Op(operand.op, operand.args, operand.signs, True) if isinstance(operand, _Op) else operand
+
+    def call(self, func: str, args: list[Any]) -> Any:
+        if all(_constant(a) for a in args):
+            return super().call(func, args)
+        return _Op(func, tuple(args))
+
+
+def _constant(tree: _Tree) -> bool:
+    return not isinstance(tree, _Op) and not tree.free_symbols
+
+
+def _node_expr(op: _Op, args: list[sp.Expr]) -> tuple[str, sp.Expr]:
+    """The operation's short name and its expression over its operands' symbols."""
+    if op.op == "sum":
+        terms = [a if sign > 0 else -a for a, sign in zip(args, op.signs)]
+        return ("sub" if all(s < 0 for s in op.signs[1:]) else "add"), written_add(*terms)
+    if op.op == "*":
+        return "mul", written_mul(*args)
+    if op.op == "/":
+        reciprocal = sp.Pow(args[1], -1, evaluate=False)
+        return "div", reciprocal if args[0] == 1 else sp.Mul(args[0], reciprocal, evaluate=False)
+    if op.op == "**":
+        return "pow", sp.Pow(args[0], args[1], evaluate=False)
+    if op.op == "neg":
+        return "neg", -args[0]
+    return op.op, USER_FUNCTIONS[op.op][0](*args, evaluate=False)
+
+
+def stage_text(text: str, where: str = EXPRESSION_SOURCE) -> list[Stage]:
+    """Cut the expression ``text`` into one stage per written operation; the last is ``f``.
+
+    ``text`` must already have been accepted by :func:`explain.parse.parse_expression`.
+    """
+    tree = _walk(text, _TreeBuilder(_AnyName()), where)
     stages: list[Stage] = []
     counters: dict[str, int] = {}
     seen: dict[sp.Expr, sp.Symbol] = {}
 
-    def visit(e: sp.Expr) -> sp.Expr:
-        if e.is_Atom:
-            return e
-        if e in seen:  # a repeated subexpression is one node used twice
-            return seen[e]
-        if e.is_Mul:
-            args = [sp.Pow(visit(a.base), a.exp) if _is_reciprocal(a) else visit(a) for a in e.args]
-        else:
-            args = [visit(a) for a in e.args]
-        rebuilt = e.func(*args)
-        op = _op_name(e)
-        counters[op] = counters.get(op, 0) + 1
-        name = f"{op}{counters[op]}"
-        stages.append(Stage(name, rebuilt, str(rebuilt)))
-        seen[e] = sp.Symbol(name, real=True)
-        return seen[e]
+    def visit(t: _Tree) -> sp.Expr:
+        if not isinstance(t, _Op):
+            return t
+        name, expr = _node_expr(t, [visit(a) for a in t.args])  # operands first, left to right
+        if expr not in seen:  # the same operation written twice is one node used twice
+            counters[name] = counters.get(name, 0) + 1
+            node = f"{name}{counters[name]}"
+            stages.append(Stage(node, expr, str(expr)))
+            seen[expr] = sp.Symbol(node, real=True)
+        return seen[expr]
 
-    top = visit(expr)
-    if not stages or top != sp.Symbol(stages[-1].name, real=True):
-        stages.append(Stage(RESULT, top, str(top)))
-    else:
+    top = visit(tree)
+    if stages and top == sp.Symbol(stages[-1].name, real=True):
         last = stages.pop()
         stages.append(Stage(RESULT, last.expr, last.text))
+    else:  # the expression is a bare variable
+        stages.append(Stage(RESULT, top, str(top)))
     return stages
 
 
@@ -99,7 +164,7 @@ def expression_problem(
     """A Problem for one expression: ``wrt`` are its parameters, ``at`` gives every value."""
     # The names the user wrote, even those SymPy cancels (a - a): their gradient is 0.
     written = _AnyName()
-    expr = parse_expression(text, written, where)
+    parse_expression(text, written, where)  # validates the text; the stages are cut from it as written
     names = sorted(written.used)
     if not names:
         raise ExplainError(where, f"{text!r} has no variables to differentiate with respect to")
@@ -119,7 +184,7 @@ def expression_problem(
         if isinstance(value, str):
             value = evaluate_value(value, {}, f"--at {name}", _no_random)
         numbers[name] = float(value)
-    stages = stage(expr)
+    stages = stage_text(text, where)
     for s in stages:
         if s.name in numbers:
             raise ExplainError(where, f"the name {s.name!r} is used for a stage; rename that variable")

@@ -28,6 +28,8 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
+from ..written import WrittenAdd
+
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _HALVES = (sp.S.Half, -sp.S.Half)
 
@@ -64,9 +66,16 @@ class MathStyle:
         self._stack: list[Any] = []
 
     def _as_ordered_terms(self, expr: Any, order: str | None = None) -> list[Any]:
-        """SymPy's term order, with subtracted terms moved last: y_pred - y, not -y + y_pred."""
+        """A written sum's own order; else SymPy's, with subtracted terms last: y_pred - y, not -y + y_pred."""
+        if isinstance(expr, WrittenAdd):
+            return list(expr.args)
         terms = super()._as_ordered_terms(expr, order=order)  # type: ignore[misc]
         return sorted(terms, key=lambda t: bool(t.could_extract_minus_sign()))
+
+    def _print_WrittenMul(self, expr: sp.Mul, **kwargs: Any) -> str:
+        """A written product, factors in the user's order: x·w stays x·w."""
+        prec = PRECEDENCE["Mul"]
+        return self._mul.join(self.parenthesize(a, prec) for a in expr.args)  # type: ignore[attr-defined]
 
     # -- the public interface -------------------------------------------------------
     def expr(self, e: sp.Expr, numbers: Mapping[sp.Symbol | str, Any] | None = None) -> str:
@@ -326,6 +335,7 @@ class LatexMath(MathStyle, LatexPrinter):
     """LaTeX math (also for Markdown's $…$): SymPy's layout, students' names upright."""
 
     _settings_for_printer = {"mul_symbol": "dot", "ln_notation": True}
+    _mul = r" \cdot "
     _product_sep = r" \cdot "
     _wrap_scientific_base = False
     _partial = r"\frac{{\partial {of}}}{{\partial {wrt}}}"
