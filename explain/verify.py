@@ -137,6 +137,7 @@ class Verification:
     finite_differences: list[FiniteDifference] = field(default_factory=list)
     suspect_node: str | None = None
     suspects: list[str] = field(default_factory=list)
+    parameter_count: int = 0  # how many parameters the problem has (finite differences may check a subset)
 
     @property
     def max_abs_error(self) -> float:
@@ -166,6 +167,25 @@ class Verification:
         return [f for f in self.finite_differences if not f.passed]
 
     @property
+    def kinks(self) -> list[FiniteDifference]:
+        return [f for f in self.finite_differences if f.status == "kink"]
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """Which witnesses disagree: ``"autograd"``, ``"finite_differences"``, both or none."""
+        return [name for name, bad in (("autograd", self.failures),
+                                       ("finite_differences", self.finite_difference_failures)) if bad]
+
+    @property
+    def widened(self) -> list[Row]:
+        """Rows allowed more than the base tolerance because rounding alone moves them further."""
+        return [r for r in self.rows if r.tolerance > self.tolerance]
+
+    def autograd_agreed(self, parameter: str) -> bool:
+        """Whether PyTorch autograd agreed on this parameter's gradient."""
+        return not any(r.kind == "gradient" and r.node == parameter for r in self.failures)
+
+    @property
     def worst(self) -> str | None:
         """The quantity with the largest error (None when every error is exactly 0)."""
         if not self.rows or self.max_error == 0:
@@ -184,7 +204,8 @@ class Verification:
             "max_abs_error": _json_float(self.max_abs_error),
             "max_error": _json_float(self.max_error),
             "finite_difference_max_error": _json_float(self.finite_difference_max_error),
-            "passed": self.passed, "worst": self.worst,
+            "passed": self.passed, "failed_checks": self.failed_checks, "worst": self.worst,
+            "parameter_count": self.parameter_count,
             "suspect_node": self.suspect_node, "suspects": self.suspects,
             "rows": [r.to_dict() for r in self.rows],
             "finite_differences": [f.to_dict() for f in self.finite_differences],
@@ -227,6 +248,7 @@ def verify(
     result = Verification("torch", device, dtype, tol, graph.loss)
     result.rows = _rows(derivation, values, grads, spread, tol)
     result.suspect_node, result.suspects = suspect_edges(graph, result)
+    result.parameter_count = len(graph.parameters)
     if finite_differences:
         result.finite_differences = finite_difference_check(derivation)
     return result
