@@ -274,7 +274,7 @@ def _resolve_device(torch: Any, device: str) -> str:
 
 
 def torch_values_and_grads(
-    graph: Graph, device: str, dtype: Any, noise: float = 0.0, seed: int = 0,
+    graph: Graph, device: str, dtype: Any, noise: float = 0.0, seed: int = 0, pins: _Pins | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the Graph's forward expressions in PyTorch and backpropagate the reduced loss.
 
@@ -286,7 +286,8 @@ def torch_values_and_grads(
     is multiplied by ``1 + δ`` with ``δ`` uniform in ``[−noise, noise]`` (seeded by
     ``seed``): Monte Carlo arithmetic, which makes the run wander as far as
     rounding with unit roundoff ``noise`` could.  A sum over n samples rounds
-    about log2(n) times, so its terms get ``noise·log2(n)``.
+    about log2(n) times, so its terms get ``noise·log2(n)``.  ``pins`` records
+    (or, once recorded, replays) the branches of relu, abs, max and min.
     """
     import torch
 
@@ -309,7 +310,7 @@ def torch_values_and_grads(
         if node.is_leaf:
             start = torch.tensor(np.asarray(graph.leaf_values[node.name], dtype=float), dtype=dtype, device=device)
             env[node.name] = jitter(start, noise).detach().requires_grad_(True)
-    interpret = _Interpreter(torch, _torch_namespace(), env, dtype, device, lambda t: jitter(t, noise))
+    interpret = _Interpreter(torch, _torch_namespace(), env, dtype, device, lambda t: jitter(t, noise), pins)
     for node in graph.stages:
         value = interpret(node.expr)
         if any(value is t for t in env.values()):
@@ -344,15 +345,19 @@ def rounding_spread(graph: Graph, device: str, unit: float) -> tuple[dict[str, A
     precision makes.  Well-conditioned quantities move by a few units in the last
     place; 1 − σ(z) at z = 12 moves by 10⁵ of them, and so may the answer.  A
     quantity that stops being finite under the perturbation gets an infinite
-    spread: that precision cannot compute it at all.
+    spread: that precision cannot compute it at all.  Branches of relu, abs, max
+    and min are kept as in the unperturbed run (see ``_Interpreter._pinned``).
     """
     import torch
 
-    values, grads = torch_values_and_grads(graph, device, torch.float64)
+    pins = _Pins()
+    values, grads = torch_values_and_grads(graph, device, torch.float64, pins=pins)
+    pins.recording = False
     spread_v = {n: np.zeros_like(v) for n, v in values.items()}
     spread_g = {n: np.zeros_like(g) for n, g in grads.items()}
     for run in range(ROUNDING_RUNS):
-        v, g = torch_values_and_grads(graph, device, torch.float64, noise=unit, seed=run + 1)
+        pins.next = 0
+        v, g = torch_values_and_grads(graph, device, torch.float64, noise=unit, seed=run + 1, pins=pins)
         for spread, now, ref in ((spread_v, v, values), (spread_g, g, grads)):
             for n in spread:
                 with np.errstate(all="ignore"):
@@ -370,13 +375,15 @@ class _Interpreter:
     """Evaluates a SymPy expression tree with torch operations, node by node."""
 
     def __init__(self, torch: Any, functions: Mapping[str, Callable[..., Any]], env: Mapping[str, Any],
-                 dtype: Any, device: str, rounded: Callable[[Any], Any] = lambda t: t) -> None:
+                 dtype: Any, device: str, rounded: Callable[[Any], Any] = lambda t: t,
+                 pins: _Pins | None = None) -> None:
         self.torch = torch
         self.functions = functions
         self.env = env
         self.dtype = dtype
         self.device = device
         self.rounded = rounded  # applied to every operation's result (rounding noise; identity normally)
+        self.pins = pins
 
     def constant(self, value: float) -> Any:
         return self.torch.tensor(value, dtype=self.dtype, device=self.device)
@@ -407,10 +414,62 @@ class _Interpreter:
             if name not in self.functions:
                 raise ExplainError(name, message("verify_no_torch_function", name=name))
             args = [self(a) for a in expr.args]
+            function = self.functions[name]
+            if self.pins is not None and name in PINNED:
+                function = self._pinned(name, function)
             if name in ("Max", "Min") and len(args) > 2:
-                return reduce(self.functions[name], args)
-            return self.functions[name](*args)
+                return reduce(function, args)
+            return function(*args)
         raise ExplainError(str(expr), message("verify_cannot_run", kind=type(expr).__name__))
+
+    def _pinned(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` with its branch (the side of a kink, or a tie) fixed to the reference run's.
+
+        A rounding-sized perturbation must not move a relu exactly at 0 to its
+        other side: that would measure the kink, not rounding, and would excuse
+        any wrong derivative there.  The reference run records each branch; the
+        perturbed runs replay it as a linear function with the same derivative.
+        """
+        torch, pins = self.torch, self.pins
+        assert pins is not None
+
+        def selector(*args: Any) -> Any:
+            a = args[0]
+            if name in ("relu", "leaky_relu"):
+                return (a > 0).to(a.dtype)
+            if name == "Abs":
+                return torch.sign(a)
+            b = torch.as_tensor(args[1], dtype=a.dtype, device=a.device)
+            first = (a > b) if name == "Max" else (a < b)
+            return torch.where(first, 1.0, torch.where(a == b, 0.5, 0.0)).to(a.dtype)
+
+        def apply(*args: Any) -> Any:
+            if pins.recording:
+                pins.items.append(selector(*args).detach())
+                return function(*args)
+            sel = pins.items[pins.next]
+            pins.next += 1
+            a = args[0]
+            if name == "relu" or name == "Abs":
+                return a * sel
+            if name == "leaky_relu":
+                return torch.where(sel > 0, a, args[1] * a)
+            return sel * a + (1 - sel) * args[1]
+
+        return apply
+
+
+#: Functions with a kink or a tie, whose branch the rounding runs keep fixed.
+PINNED = ("relu", "leaky_relu", "Abs", "Max", "Min")
+
+
+@dataclass
+class _Pins:
+    """The branches taken by the non-smooth functions of a reference run, in evaluation order."""
+
+    recording: bool = True
+    items: list[Any] = field(default_factory=list)
+    next: int = 0
 
 
 # -- comparison ---------------------------------------------------------------
@@ -478,7 +537,9 @@ def finite_difference_check(derivation: Derivation, limit: int | None = None) ->
     itself (its own formulas re-evaluated in high precision), plus the difference
     between the steps ``h`` and ``2h`` (the quotient's truncation error), plus four
     units in the last place.  A parameter at a kink (the one-sided differences
-    disagree) is reported with the convention used and is not a failure.
+    disagree) is reported with the convention used and is not a failure, as long
+    as the symbolic value lies between the one-sided derivatives.  Kinks are
+    looked for only where the Graph uses relu, leaky_relu, abs, max or min.
 
     Large problems check an evenly spaced subset of the parameters (see
     :func:`fd_subset`); ``limit`` overrides how many.
@@ -492,13 +553,20 @@ def finite_difference_check(derivation: Derivation, limit: int | None = None) ->
     base = hp.run(hp.leaves())
     exact = hp.gradients(base, derivation.evaluation.locals)
     chosen = fd_subset(graph, hp, limit)
-    return [_difference(derivation, hp, base, exact[p], p) for p in chosen]
+    kinks = has_kinks(graph)
+    return [_difference(derivation, hp, base, exact[p], p, kinks) for p in chosen]
+
+
+def has_kinks(graph: Graph) -> bool:
+    """Whether some stage uses relu, leaky_relu, abs, max or min (only then are kinks looked for)."""
+    return any(type(e).__name__ in PINNED for n in graph.stages for e in sp.preorder_traversal(n.expr))
 
 
 def fd_subset(graph: Graph, hp: HighPrecision | None = None, limit: int | None = None) -> list[str]:
     """The parameters the finite-difference check covers: all, or an evenly spaced subset.
 
-    The cost of one parameter is four high-precision passes over the nodes it
+    The cost of one parameter is four high-precision passes (eight when kinks
+    are looked for) over the nodes it
     influences, per sample, each node costing about one operation per input;
     the subset keeps the total within :data:`FD_BUDGET` operations (at least
     :data:`FD_MINIMUM` parameters).  Autograd still checks every parameter.
@@ -507,7 +575,8 @@ def fd_subset(graph: Graph, hp: HighPrecision | None = None, limit: int | None =
     if limit is None:
         hp = hp or HighPrecision(graph)
         size = [len(graph.nodes[n].inputs) + 1 for n in hp.names]
-        cost = sum(4 * hp.n * sum(size[i] for i in hp.downstream(p)) for p in parameters)
+        passes = 8 if has_kinks(graph) else 4
+        cost = sum(passes * hp.n * sum(size[i] for i in hp.downstream(p)) for p in parameters)
         if cost <= FD_BUDGET:
             return parameters
         average = cost / len(parameters)
@@ -518,7 +587,8 @@ def fd_subset(graph: Graph, hp: HighPrecision | None = None, limit: int | None =
     return [parameters[i] for i in picks]
 
 
-def _difference(derivation: Derivation, hp: HighPrecision, base: list[Any], exact: Any, name: str) -> FiniteDifference:
+def _difference(derivation: Derivation, hp: HighPrecision, base: list[Any], exact: Any, name: str,
+                kinks: bool) -> FiniteDifference:
     symbolic = float(derivation.gradients[name].value)
     slot = hp.names.index(name)
     centre = base[slot]
@@ -552,7 +622,7 @@ def _difference(derivation: Derivation, hp: HighPrecision, base: list[Any], exac
     allowed = (float(rounding) + float(truncation) + ulp) / scale
     fd = FiniteDifference(name, symbolic, value, float(h), abs_error, abs_error / scale, allowed,
                           exact=float(exact) if is_finite_real(exact) else math.nan)
-    if fd.passed:
+    if not kinks:
         return fd
     one_sided = _kink(hp, base, centre, loss)
     if one_sided is None:
