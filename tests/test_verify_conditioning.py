@@ -413,3 +413,136 @@ def _differs(wrong: object, right: object, parameter: str) -> bool:
     a = next(r.symbolic for r in wrong.rows if r.kind == "gradient" and r.node == parameter)  # type: ignore[attr-defined]
     b = next(r.symbolic for r in right.rows if r.kind == "gradient" and r.node == parameter)  # type: ignore[attr-defined]
     return abs(a - b) > 1e-6 * max(abs(a), abs(b))
+
+
+# -- the issue's example, through the CLI as a user runs it ------------------------------------------
+def test_issue8_logistic_regression_verifies_from_the_command_line(corpus_dir: Path) -> None:
+    path = corpus_dir / "issue8_logistic.toml"
+    for dtype in ("float64", "float32"):
+        done = run_cli("verify", str(path), "--dtype", dtype)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith("Verification passed")
+    result = verify(derive(explain.load(path)))
+    # dL/dw1 by hand: mean over samples of (σ(z_i) − y_i)·x1_i with z = (12, 12, −6.4) ... computed here
+    # in plain float64 from that formula, independently of the Graph.
+    z = [1 * 1 + 2 * 3 + 2, 1 * 2 + 2 * 4 + 2, 1 * -1 + 2 * -3.2 + 2]
+    a = [1 / (1 + math.exp(-v)) for v in z]
+    by_hand = sum((ai - yi) * xi for ai, yi, xi in zip(a, [1, 0, 1], [1, 2, -1])) / 3
+    w1 = next(f for f in result.finite_differences if f.parameter == "w1")
+    assert w1.estimate == pytest.approx(by_hand, rel=1e-12)
+    # the allowed error is an estimate of float64's own error, not a loose constant: about 1e-15
+    assert all(f.tolerance < 1e-13 for f in result.finite_differences)
+
+
+def test_float64_stays_tight_where_nothing_is_ill_conditioned() -> None:
+    result = verify(derive(explain.load(Path(__file__).resolve().parent.parent / "examples" / "seed003_network.toml")))
+    assert result.passed and not result.widened
+    assert {r.tolerance for r in result.rows} == {1e-10}
+
+
+def test_float32_allows_ill_conditioned_rows_their_rounding_error(corpus_dir: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = corpus_dir / "issue8_logistic.toml"
+    result = verify(derive(explain.load(path)), dtype="float32")
+    # ∂l/∂a = −(1 − y)/(1 − a) with 1 − a = 6e-6 in float32: a few percent off, and rightly so
+    da = next(r for r in result.rows if r.quantity == "∂l/∂a")
+    assert da.error > 1e-3 and da.tolerance > da.error
+    well = next(r for r in result.rows if r.quantity == "z")
+    assert well.tolerance == 1e-4  # a well-conditioned value keeps the flat float32 tolerance
+    assert main(["verify", str(path), "--dtype", "float32"]) == 0
+    assert "ill-conditioned in float32" in capsys.readouterr().out
+
+
+def test_steps_stay_inside_the_domain(corpus_dir: Path) -> None:
+    for name, parameter, value in (("log_weight_1e7", "w", 1e-7), ("sqrt_near_zero", "v", 1e-8),
+                                   ("poisson_rate_near_zero", "lam", 1e-7)):
+        result = verify(derive(explain.load(corpus_dir / f"{name}.toml")))
+        fd = next(f for f in result.finite_differences if f.parameter == parameter)
+        assert 0 < fd.step < value * 1e-10 and math.isfinite(fd.estimate) and fd.passed
+    # (√v − 1)² at v = 1e-8: derivative (√v − 1)/√v = (1e-4 − 1)/1e-4, by hand
+    fd = next(f for f in verify(derive(explain.load(corpus_dir / "sqrt_near_zero.toml"))).finite_differences)
+    assert fd.estimate == pytest.approx((1e-4 - 1) / 1e-4, rel=1e-12)
+
+
+# -- which check failed -----------------------------------------------------------------------------------
+def test_a_finite_difference_failure_says_autograd_agreed(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Plant the error in the finite-difference path only: its sigmoid becomes σ(1.001·z)."""
+    from explain import highprecision
+
+    sigmoid = highprecision.FUNCTIONS["sigmoid"]
+    monkeypatch.setitem(highprecision.FUNCTIONS, "sigmoid", lambda z: sigmoid(z * 1.001))
+    path = corpus_dir / "issue8_logistic.toml"
+    result = verify(derive(explain.load(path)))
+    assert not result.passed and result.failed_checks == ["finite_differences"]
+    assert main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("VERIFICATION FAILED: finite differences disagree on")
+    assert "PyTorch autograd disagrees" not in out
+    assert "Finite differences disagree on ∂l/∂w1" in out and "(autograd agreed)" in out
+    assert "although PyTorch autograd agreed" in out
+
+
+def test_json_names_the_failed_check(corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    graph = _plant(Graph.from_problem(explain.load(corpus_dir / "issue8_logistic.toml")), CORPUS[0])
+    data = verify(derive(graph)).to_dict()
+    assert data["passed"] is False and data["failed_checks"] == ["autograd", "finite_differences"]
+    json.dumps(data, allow_nan=False)
+
+
+def test_a_kink_is_reported_with_its_convention_in_chinese_too(corpus_dir: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(corpus_dir / "lasso_at_zero.toml"), "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "∂l/∂w 位于不可导点" in out and "relu'(0) = 0" in out
+
+
+# -- large problems, unsupported functions, the reduction node ---------------------------------------------
+def test_a_large_problem_checks_a_stated_subset(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from explain import verify as verify_module
+
+    monkeypatch.setattr(verify_module, "FD_BUDGET", 1)
+    path = Path(__file__).resolve().parent.parent / "examples" / "seed003_network.toml"
+    assert main(["verify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Finite differences cover 8 of 8" not in out  # FD_MINIMUM is 8: all of them, no note
+    monkeypatch.setattr(verify_module, "FD_MINIMUM", 3)
+    result = verify(derive(explain.load(path)))
+    assert [f.parameter for f in result.finite_differences] == ["w1", "w5", "w8"]  # evenly spaced (indices 0, 4, 7), ends kept
+    assert main(["verify", str(path)]) == 0
+    assert "Finite differences cover 3 of 8 parameters" in capsys.readouterr().out
+
+
+def test_no_high_precision_function_means_a_stated_skip(corpus_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from explain import highprecision
+
+    monkeypatch.delitem(highprecision.FUNCTIONS, "tanh")
+    path = corpus_dir / "tanh_saturated.toml"
+    result = verify(derive(explain.load(path)))
+    assert result.passed and [f.status for f in result.finite_differences] == ["skipped"]
+    assert main(["verify", str(path)]) == 0
+    assert "No finite difference for w: tanh has no high-precision implementation" in capsys.readouterr().out
+
+
+def test_a_reduction_node_is_evaluated_generically(corpus_dir: Path) -> None:
+    """A Graph whose loss is an explicit SampleMean node (the form data problems are moving to)."""
+    from explain.graph import Node
+    from explain.highprecision import HighPrecision
+
+    class SampleMean(sp.Function):
+        nargs = 1
+
+    graph = Graph.from_problem(explain.load(corpus_dir / "issue8_logistic.toml"))
+    l_symbol = graph.nodes["l"].symbol
+    reduced = Node("L", "stage", sp.Symbol("L", real=True), SampleMean(l_symbol), "mean(l)", False, ("l",))
+    explicit = dataclasses.replace(graph, nodes={**graph.nodes, "L": reduced}, loss="L")
+    implicit_hp, explicit_hp = HighPrecision(graph), HighPrecision(explicit)
+    implicit_loss = implicit_hp.reduced_loss(implicit_hp.run(implicit_hp.leaves()))
+    explicit_loss = explicit_hp.reduced_loss(explicit_hp.run(explicit_hp.leaves()))
+    assert explicit_loss == implicit_loss
+    # the mean of −log terms by hand in float64
+    assert float(explicit_loss) == pytest.approx(derive(graph).loss_value, rel=1e-15)
