@@ -151,7 +151,8 @@ class Verification:
 
     @property
     def finite_difference_max_error(self) -> float:
-        return max((f.error for f in self.finite_differences), default=0.0)
+        """The largest error of the judged finite differences (kinks and skips are not judged)."""
+        return max((f.error for f in self.finite_differences if f.status == "checked"), default=0.0)
 
     @property
     def failures(self) -> list[Row]:
