@@ -487,7 +487,8 @@ def _rows(derivation: Derivation, values: Mapping[str, np.ndarray], grads: Mappi
             rows.append(_compare(f"∂{loss}/∂{name}", name, "adjoint", derivation.grad(name), grads[name],
                                  spread_g[name], tol))
     for name, gradient in derivation.gradients.items():
-        rows.append(_compare(f"∂{loss}/∂{name}", name, "gradient", gradient.value, grads[name], spread_g[name], tol))
+        rows.append(_compare(f"∂{loss}/∂{name}", name, "gradient", gradient.value, grads[name], spread_g[name],
+                             tol))
     return rows
 
 

@@ -29,7 +29,7 @@ import explain
 from explain.cli import main
 from explain.derivation import derive
 from explain.graph import Edge, Graph
-from explain.verify import verify
+from explain.verify import Verification, verify
 
 from .conftest import run_cli
 
@@ -100,7 +100,7 @@ def bce(what: str, x: float, y: float, w: float, b: float) -> str:
 CORPUS = [
     # -- saturated sigmoids and binary cross-entropy --------------------------------------
     Case("issue8_logistic", LOGISTIC, ("a", "l"), lambda e: e.subs(_s("a"), 1 - _s("a"))),  # 1/a read as 1/(1-a)
-    Case("issue8_logistic_float32", LOGISTIC, ("z", "a"), lambda e: _s("a")),  # σ' written as σ
+    Case("issue8_logistic_float32", LOGISTIC, ("z", "a"), lambda e: _s("a"), dtype="float32"),  # σ' written as σ
     Case("bce_confident_right_z20", bce("confidently right, z = 20", 4.0, 1.0, 4.5, 2.0), ("z", "a"),
          lambda e: _s("a")),
     Case("bce_log1m_z15", bce("wrong with confidence, log(1 − σ) at z = 15", 3.0, 0.0, 4.0, 3.0), ("a", "l"),
@@ -408,10 +408,10 @@ def test_a_planted_wrong_local_derivative_is_caught(case: Case, corpus_dir: Path
         assert "Finite differences disagree on" in text and agreed in text
 
 
-def _differs(wrong: object, right: object, parameter: str) -> bool:
+def _differs(wrong: Verification, right: Verification, parameter: str) -> bool:
     """Whether the planted error moved this gradient by more than a part in 10⁶."""
-    a = next(r.symbolic for r in wrong.rows if r.kind == "gradient" and r.node == parameter)  # type: ignore[attr-defined]
-    b = next(r.symbolic for r in right.rows if r.kind == "gradient" and r.node == parameter)  # type: ignore[attr-defined]
+    a = next(r.symbolic for r in wrong.rows if r.kind == "gradient" and r.node == parameter)
+    b = next(r.symbolic for r in right.rows if r.kind == "gradient" and r.node == parameter)
     return abs(a - b) > 1e-6 * max(abs(a), abs(b))
 
 
@@ -511,7 +511,8 @@ def test_a_large_problem_checks_a_stated_subset(monkeypatch: pytest.MonkeyPatch,
     assert "Finite differences cover 8 of 8" not in out  # FD_MINIMUM is 8: all of them, no note
     monkeypatch.setattr(verify_module, "FD_MINIMUM", 3)
     result = verify(derive(explain.load(path)))
-    assert [f.parameter for f in result.finite_differences] == ["w1", "w5", "w8"]  # evenly spaced (indices 0, 4, 7), ends kept
+    # evenly spaced (indices 0, 4, 7), both ends kept
+    assert [f.parameter for f in result.finite_differences] == ["w1", "w5", "w8"]
     assert main(["verify", str(path)]) == 0
     assert "Finite differences cover 3 of 8 parameters" in capsys.readouterr().out
 
