@@ -364,7 +364,9 @@ def rounding_spread(graph: Graph, device: str, unit: float) -> tuple[dict[str, A
                 with np.errstate(all="ignore"):
                     gap = np.abs(now[n] - ref[n])
                     gap = np.where(np.isfinite(gap) | (now[n] == ref[n]), gap, np.inf)
-                spread[n] = np.maximum(spread[n], np.nan_to_num(gap, nan=np.inf))
+                    # where the reference itself is not finite there is nothing to widen: judged as is
+                    gap = np.where(np.isfinite(ref[n]), np.nan_to_num(gap, nan=np.inf), 0.0)
+                spread[n] = np.maximum(spread[n], gap)
     return spread_v, spread_g
 
 
