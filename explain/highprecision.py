@@ -104,9 +104,9 @@ def closure(expr: sp.Expr, slots: Mapping[sp.Symbol, int]) -> Closure:
             return lambda v: mpmath.sqrt(b(v))
         if exponent.is_Integer:
             k = int(exponent)
-            return lambda v: b(v) ** k
+            return lambda v: _power(b(v), k)
         e = closure(exponent, slots)
-        return lambda v: mpmath.power(b(v), e(v))
+        return lambda v: _power(b(v), e(v))
     if isinstance(expr, (sp.Function, sp.Max, sp.Min)):
         name = type(expr).__name__
         if name not in FUNCTIONS:
@@ -118,6 +118,14 @@ def closure(expr: sp.Expr, slots: Mapping[sp.Symbol, int]) -> Closure:
             return lambda v: f(a(v))
         return lambda v: f(*(a(v) for a in args))
     raise Unsupported(type(expr).__name__)
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """base ** exponent; NaN where float64 would give ±inf for 0 ** negative (mpmath raises)."""
+    try:
+        return mpmath.power(base, exponent)
+    except ZeroDivisionError:
+        return mpmath.nan
 
 
 def _constant(expr: sp.Expr) -> Any:
@@ -161,7 +169,7 @@ class HighPrecision:
         self.forward: dict[int, Closure] = {}
         for i, name in enumerate(self.names):
             node = graph.nodes[name]
-            if node.is_leaf:
+            if node.is_leaf or name not in graph.reaches_loss:  # a side stage cannot change the loss
                 continue
             kind = reduction_of(graph, name)
             if kind is not None:
@@ -215,7 +223,8 @@ class HighPrecision:
             node = self.graph.nodes[n]
             if not node.is_leaf and any(x in reached for x in node.inputs):
                 reached.add(n)
-                out.append(i)
+                if i in self.forward or i in self.reductions:
+                    out.append(i)
         return out
 
     # -- the derivation's own formulas -------------------------------------
