@@ -539,10 +539,15 @@ def test_a_reduction_node_is_evaluated_generically(corpus_dir: Path) -> None:
     graph = Graph.from_problem(explain.load(corpus_dir / "issue8_logistic.toml"))
     l_symbol = graph.nodes["l"].symbol
     reduced = Node("L", "stage", sp.Symbol("L", real=True), SampleMean(l_symbol), "mean(l)", False, ("l",))
-    explicit = dataclasses.replace(graph, nodes={**graph.nodes, "L": reduced}, loss="L")
+    explicit = dataclasses.replace(graph, nodes={**graph.nodes, "L": reduced}, loss="L",
+                                   edges=[*graph.edges, Edge("l", "L", sp.Rational(1, 3))])  # ∂L/∂l_i = 1/n
     implicit_hp, explicit_hp = HighPrecision(graph), HighPrecision(explicit)
     implicit_loss = implicit_hp.reduced_loss(implicit_hp.run(implicit_hp.leaves()))
     explicit_loss = explicit_hp.reduced_loss(explicit_hp.run(explicit_hp.leaves()))
     assert explicit_loss == implicit_loss
+    # and the derivation's own formulas through it give the same gradients
+    locals_ = derive(graph).evaluation.locals
+    assert explicit_hp.gradients(explicit_hp.run(explicit_hp.leaves()), {**locals_, ("l", "L"): 1 / 3}) == \
+        implicit_hp.gradients(implicit_hp.run(implicit_hp.leaves()), locals_)
     # the mean of −log terms by hand in float64
     assert float(explicit_loss) == pytest.approx(derive(graph).loss_value, rel=1e-15)
