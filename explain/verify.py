@@ -16,24 +16,42 @@ from __future__ import annotations
 
 import math
 import operator
+import random
 from collections.abc import Callable, Mapping
+import dataclasses
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
+import mpmath
 import numpy as np
 import sympy as sp
 
 from .derivation import Derivation
 from .errors import ExplainError
 from .graph import Graph
+from .highprecision import HighPrecision, Unsupported, is_finite_real
 from .i18n import message
 
 #: Default tolerance on the mixed error, by dtype of the PyTorch run.
 TOLERANCES = {"float64": 1e-10, "float32": 1e-4}
-#: Relative step of the central finite differences.
-FD_STEP = 1e-6
+#: Relative step of the high-precision central differences (absolute at p = 0).
+FD_RELATIVE_STEP = 1e-20
+#: Relative step of the one-sided differences that look for a kink.
+KINK_STEP = 1e-8
+#: High-precision operations the finite-difference check may spend (about 4 µs each, so
+#: about 2 s); beyond it an evenly spaced subset of parameters is checked, never fewer
+#: than FD_MINIMUM.
+FD_BUDGET = 400_000
+FD_MINIMUM = 8
+EPS64 = float(np.finfo(np.float64).eps)
 DEVICES = ("auto", "cpu", "cuda")
+#: Unit roundoff of each dtype: the largest relative error of one correctly rounded operation.
+UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+#: Runs with random rounding-sized perturbations used to estimate each quantity's rounding error.
+ROUNDING_RUNS = 4
+#: A quantity may differ by this many times the largest spread of those runs.
+SAFETY = 10.0
 
 
 @dataclass(frozen=True)
@@ -51,18 +69,31 @@ class Row:
     abs_error: float
     error: float
     sample: int | None = None
+    tolerance: float = math.inf  # this row's allowed error: the base tolerance or its rounding estimate
+
+    @property
+    def passed(self) -> bool:
+        return self.error <= self.tolerance
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "quantity": self.quantity, "node": self.node, "kind": self.kind,
             "symbolic": _json_float(self.symbolic), "torch": _json_float(self.torch),
             "abs_error": _json_float(self.abs_error), "error": _json_float(self.error), "sample": self.sample,
+            "tolerance": _json_float(self.tolerance),
         }
 
 
 @dataclass(frozen=True)
 class FiniteDifference:
-    """A parameter's gradient against (L(p + h) − L(p − h)) / 2h of the compiled program."""
+    """A parameter's float64 gradient against a central difference of the loss taken in high precision.
+
+    ``status`` is ``"checked"`` (judged against ``tolerance``), ``"kink"`` (the
+    parameter sits at a kink: the one-sided derivatives ``left`` and ``right``
+    differ, the symbolic value follows the convention and lies between them; not
+    a failure) or ``"skipped"`` (``note`` says why: a function with no
+    high-precision implementation, or no step inside the domain).
+    """
 
     parameter: str
     symbolic: float
@@ -71,17 +102,25 @@ class FiniteDifference:
     abs_error: float
     error: float
     tolerance: float
+    status: str = "checked"
+    note: str = ""
+    exact: float = math.nan  # the derivation's own formulas evaluated in high precision
+    left: float | None = None
+    right: float | None = None
 
     @property
     def passed(self) -> bool:
-        return self.error <= self.tolerance
+        return self.status != "checked" or self.error <= self.tolerance
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "parameter": self.parameter, "symbolic": _json_float(self.symbolic),
             "estimate": _json_float(self.estimate), "step": self.step,
             "abs_error": _json_float(self.abs_error), "error": _json_float(self.error),
-            "tolerance": self.tolerance, "passed": self.passed,
+            "tolerance": _json_float(self.tolerance), "passed": self.passed, "status": self.status,
+            "note": self.note, "high_precision_symbolic": _json_float(self.exact),
+            "left": None if self.left is None else _json_float(self.left),
+            "right": None if self.right is None else _json_float(self.right),
         }
 
 
@@ -98,6 +137,7 @@ class Verification:
     finite_differences: list[FiniteDifference] = field(default_factory=list)
     suspect_node: str | None = None
     suspects: list[str] = field(default_factory=list)
+    parameter_count: int = 0  # how many parameters the problem has (finite differences may check a subset)
 
     @property
     def max_abs_error(self) -> float:
@@ -111,7 +151,8 @@ class Verification:
 
     @property
     def finite_difference_max_error(self) -> float:
-        return max((f.error for f in self.finite_differences), default=0.0)
+        """The largest error of the judged finite differences (kinks and skips are not judged)."""
+        return max((f.error for f in self.finite_differences if f.status == "checked"), default=0.0)
 
     @property
     def failures(self) -> list[Row]:
@@ -120,11 +161,30 @@ class Verification:
         Values come in forward order and adjoints from the loss back, so the
         first failure is where the disagreement starts, not just where it is largest.
         """
-        return [r for r in self.rows if not r.error <= self.tolerance]
+        return [r for r in self.rows if not r.passed]
 
     @property
     def finite_difference_failures(self) -> list[FiniteDifference]:
         return [f for f in self.finite_differences if not f.passed]
+
+    @property
+    def kinks(self) -> list[FiniteDifference]:
+        return [f for f in self.finite_differences if f.status == "kink"]
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """Which witnesses disagree: ``"autograd"``, ``"finite_differences"``, both or none."""
+        return [name for name, bad in (("autograd", self.failures),
+                                       ("finite_differences", self.finite_difference_failures)) if bad]
+
+    @property
+    def widened(self) -> list[Row]:
+        """Rows allowed more than the base tolerance because rounding alone moves them further."""
+        return [r for r in self.rows if r.tolerance > self.tolerance]
+
+    def autograd_agreed(self, parameter: str) -> bool:
+        """Whether PyTorch autograd agreed on this parameter's gradient."""
+        return not any(r.kind == "gradient" and r.node == parameter for r in self.failures)
 
     @property
     def worst(self) -> str | None:
@@ -156,7 +216,8 @@ class Verification:
             "max_abs_error": _json_float(self.max_abs_error),
             "max_error": _json_float(self.max_error),
             "finite_difference_max_error": _json_float(self.finite_difference_max_error),
-            "passed": self.passed, "worst": self.worst,
+            "passed": self.passed, "failed_checks": self.failed_checks, "worst": self.worst,
+            "parameter_count": self.parameter_count,
             "suspect_node": self.suspect_node, "suspects": self.suspects,
             "rows": [r.to_dict() for r in self.rows],
             "finite_differences": [f.to_dict() for f in self.finite_differences],
@@ -179,7 +240,10 @@ def verify(
 
     ``device`` is ``auto`` (CUDA when available), ``cpu`` or ``cuda``; ``dtype``
     is ``float64`` or ``float32``; ``tolerance`` bounds the mixed error
-    (default 1e-10 for float64, 1e-4 for float32).  Raises
+    (default 1e-10 for float64, 1e-4 for float32).  A quantity that rounding in
+    ``dtype`` alone can move by more (a saturated sigmoid's 1 − σ, a log near 0,
+    a large sum that cancels) is allowed :data:`SAFETY` times the spread that
+    :func:`rounding_spread` measures instead.  Raises
     :class:`~explain.errors.ExplainError` when PyTorch is missing or the
     device cannot be used.
     """
@@ -192,9 +256,11 @@ def verify(
         raise ExplainError("--tolerance", message("verify_bad_tolerance", tolerance=tolerance))
     graph = derivation.graph
     values, grads = torch_values_and_grads(graph, device, getattr(torch, dtype))
+    spread = rounding_spread(graph, device, UNIT_ROUNDOFF[dtype])
     result = Verification("torch", device, dtype, tol, graph.loss)
-    result.rows = _rows(derivation, values, grads)
+    result.rows = _rows(derivation, values, grads, spread, tol)
     result.suspect_node, result.suspects = suspect_edges(graph, result)
+    result.parameter_count = len(graph.parameters)
     if finite_differences:
         result.finite_differences = finite_difference_check(derivation)
     return result
@@ -242,30 +308,52 @@ def _resolve_device(torch: Any, device: str) -> str:
     return device
 
 
-def torch_values_and_grads(graph: Graph, device: str, dtype: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def torch_values_and_grads(
+    graph: Graph, device: str, dtype: Any, noise: float = 0.0, seed: int = 0, pins: _Pins | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the Graph's forward expressions in PyTorch and backpropagate the reduced loss.
 
     Returns each node's value and ``.grad`` as float64 NumPy arrays (0-d for
     scalar nodes).  The expressions are walked directly (no generated code), so
     this is an implementation independent of :mod:`explain.compile`.
+
+    With ``noise`` > 0 every operation's result, every leaf and every adjoint
+    is multiplied by ``1 + δ`` with ``δ`` uniform in ``[−noise, noise]`` (seeded by
+    ``seed``): Monte Carlo arithmetic, which makes the run wander as far as
+    rounding with unit roundoff ``noise`` could.  A sum over n samples rounds
+    about log2(n) times, so its terms get ``noise·log2(n)``.  ``pins`` records
+    (or, once recorded, replays) the branches of relu, abs, max and min.
     """
     import torch
 
     from .compile import _torch_namespace
 
+    generator = torch.Generator(device=device).manual_seed(seed) if noise else None
+    scalars = random.Random(seed)
+    per_sum = noise * max(1.0, math.log2(graph.n_samples or 1))
+
+    def jitter(t: Any, size: float) -> Any:
+        if not size:
+            return t
+        if t.dim() == 0:  # one Python random number: a network has thousands of scalar operations
+            return t * (1.0 + size * scalars.uniform(-1.0, 1.0))
+        u = torch.rand(t.shape, generator=generator, dtype=t.dtype, device=t.device) * 2 - 1
+        return t + t * (size * u)
+
     env: dict[str, Any] = {}
     for node in graph:
         if node.is_leaf:
-            env[node.name] = torch.tensor(np.asarray(graph.leaf_values[node.name], dtype=float),
-                                          dtype=dtype, device=device, requires_grad=True)
+            start = torch.tensor(np.asarray(graph.leaf_values[node.name], dtype=float), dtype=dtype, device=device)
+            env[node.name] = jitter(start, noise).detach().requires_grad_(True)
     n = graph.n_samples or 1
 
     def sample_sum(x: Any) -> Any:
         # A stage that does not depend on the data is the same in every sample: n times it.
-        return x.sum() if x.dim() else x * n
+        # A sum over n samples rounds about log2(n) times: its terms get that much noise.
+        return jitter(x, per_sum).sum() if x.dim() else x * n
 
     functions = {**_torch_namespace(), "SampleSum": sample_sum, "SampleMean": lambda x: sample_sum(x) / n}
-    interpret = _Interpreter(torch, functions, env, dtype, device)
+    interpret = _Interpreter(torch, functions, env, dtype, device, lambda t: jitter(t, noise), pins)
     for node in graph.stages:
         value = interpret(node.expr)
         if any(value is t for t in env.values()):
@@ -275,12 +363,50 @@ def torch_values_and_grads(graph: Graph, device: str, dtype: Any) -> tuple[dict[
         else:
             value = value.detach().requires_grad_(True)  # a constant stage still has an adjoint
         env[node.name] = value
+    if noise:
+        for name, tensor in env.items():
+            size = per_sum if graph.nodes[name].per_sample else noise
+            tensor.register_hook(lambda g, size=size: jitter(g, size))
     loss = env[graph.loss]  # a data problem's loss is its reduction node: one number
     if loss.requires_grad:
         loss.backward()
     values = {n: _numpy(t) for n, t in env.items()}
     grads = {n: (_numpy(t.grad) if t.grad is not None else np.zeros_like(values[n])) for n, t in env.items()}
     return values, grads
+
+
+def rounding_spread(graph: Graph, device: str, unit: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """How far rounding with unit roundoff ``unit`` can move each value and each gradient.
+
+    The float64 run is repeated :data:`ROUNDING_RUNS` times with random relative
+    perturbations of size ``unit`` on every operation (see
+    :func:`torch_values_and_grads`); the largest distance from the unperturbed
+    run, per node and per sample, estimates the rounding error that a run in that
+    precision makes.  Well-conditioned quantities move by a few units in the last
+    place; 1 − σ(z) at z = 12 moves by 10⁵ of them, and so may the answer.  A
+    quantity that stops being finite under the perturbation gets an infinite
+    spread: that precision cannot compute it at all.  Branches of relu, abs, max
+    and min are kept as in the unperturbed run (see ``_Interpreter._pinned``).
+    """
+    import torch
+
+    pins = _Pins()
+    values, grads = torch_values_and_grads(graph, device, torch.float64, pins=pins)
+    pins.recording = False
+    spread_v = {n: np.zeros_like(v) for n, v in values.items()}
+    spread_g = {n: np.zeros_like(g) for n, g in grads.items()}
+    for run in range(ROUNDING_RUNS):
+        pins.next = 0
+        v, g = torch_values_and_grads(graph, device, torch.float64, noise=unit, seed=run + 1, pins=pins)
+        for spread, now, ref in ((spread_v, v, values), (spread_g, g, grads)):
+            for n in spread:
+                with np.errstate(all="ignore"):
+                    gap = np.abs(now[n] - ref[n])
+                    gap = np.where(np.isfinite(gap) | (now[n] == ref[n]), gap, np.inf)
+                    # where the reference itself is not finite there is nothing to widen: judged as is
+                    gap = np.where(np.isfinite(ref[n]), np.nan_to_num(gap, nan=np.inf), 0.0)
+                spread[n] = np.maximum(spread[n], gap)
+    return spread_v, spread_g
 
 
 def _numpy(tensor: Any) -> np.ndarray:
@@ -291,25 +417,33 @@ class _Interpreter:
     """Evaluates a SymPy expression tree with torch operations, node by node."""
 
     def __init__(self, torch: Any, functions: Mapping[str, Callable[..., Any]], env: Mapping[str, Any],
-                 dtype: Any, device: str) -> None:
+                 dtype: Any, device: str, rounded: Callable[[Any], Any] = lambda t: t,
+                 pins: _Pins | None = None) -> None:
         self.torch = torch
         self.functions = functions
         self.env = env
         self.dtype = dtype
         self.device = device
+        self.rounded = rounded  # applied to every operation's result (rounding noise; identity normally)
+        self.pins = pins
 
     def constant(self, value: float) -> Any:
         return self.torch.tensor(value, dtype=self.dtype, device=self.device)
 
     def __call__(self, expr: sp.Expr) -> Any:
+        if expr.is_Symbol or expr.is_Number or expr in (sp.pi, sp.E):
+            return self._evaluate(expr)
+        return self.rounded(self._evaluate(expr))
+
+    def _evaluate(self, expr: sp.Expr) -> Any:
         if expr.is_Symbol:
             return self.env[expr.name]
         if expr.is_Number or expr in (sp.pi, sp.E):
             return self.constant(float(expr))
         if expr.is_Add:
-            return reduce(operator.add, map(self, expr.args))
+            return reduce(lambda a, b: self.rounded(a + b), map(self, expr.args))
         if expr.is_Mul:
-            return reduce(operator.mul, map(self, expr.args))
+            return reduce(lambda a, b: self.rounded(a * b), map(self, expr.args))
         if expr.is_Pow:
             base, exponent = expr.args
             if exponent == sp.Rational(1, 2):
@@ -322,39 +456,101 @@ class _Interpreter:
             if name not in self.functions:
                 raise ExplainError(name, message("verify_no_torch_function", name=name))
             args = [self(a) for a in expr.args]
+            function = self.functions[name]
+            if self.pins is not None and name in PINNED:
+                function = self._pinned(name, function)
             if name in ("Max", "Min") and len(args) > 2:
-                return reduce(self.functions[name], args)
-            return self.functions[name](*args)
+                return reduce(function, args)
+            return function(*args)
         raise ExplainError(str(expr), message("verify_cannot_run", kind=type(expr).__name__))
+
+    def _pinned(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` with its branch (the side of a kink, or a tie) fixed to the reference run's.
+
+        A rounding-sized perturbation must not move a relu exactly at 0 to its
+        other side: that would measure the kink, not rounding, and would excuse
+        any wrong derivative there.  The reference run records each branch; the
+        perturbed runs replay it as a linear function with the same derivative.
+        """
+        torch, pins = self.torch, self.pins
+        assert pins is not None
+
+        def selector(*args: Any) -> Any:
+            a = args[0]
+            if name in ("relu", "leaky_relu"):
+                return (a > 0).to(a.dtype)
+            if name == "Abs":
+                return torch.sign(a)
+            b = torch.as_tensor(args[1], dtype=a.dtype, device=a.device)
+            first = (a > b) if name == "Max" else (a < b)
+            return torch.where(first, 1.0, torch.where(a == b, 0.5, 0.0)).to(a.dtype)
+
+        def apply(*args: Any) -> Any:
+            if pins.recording:
+                pins.items.append(selector(*args).detach())
+                return function(*args)
+            sel = pins.items[pins.next]
+            pins.next += 1
+            a = args[0]
+            if name == "relu" or name == "Abs":
+                return a * sel
+            if name == "leaky_relu":
+                return torch.where(sel > 0, a, args[1] * a)
+            return sel * a + (1 - sel) * args[1]
+
+        return apply
+
+
+#: Functions with a kink or a tie, whose branch the rounding runs keep fixed.
+PINNED = ("relu", "leaky_relu", "Abs", "Max", "Min")
+
+
+@dataclass
+class _Pins:
+    """The branches taken by the non-smooth functions of a reference run, in evaluation order."""
+
+    recording: bool = True
+    items: list[Any] = field(default_factory=list)
+    next: int = 0
 
 
 # -- comparison ---------------------------------------------------------------
-def _rows(derivation: Derivation, values: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> list[Row]:
+def _rows(derivation: Derivation, values: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
+          spread: tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], tol: float) -> list[Row]:
     graph = derivation.graph
     loss = graph.loss
-    rows = [_compare(n.name, n.name, "value", derivation.value(n.name), values[n.name]) for n in graph.stages]
+    spread_v, spread_g = spread
+    rows = [_compare(n.name, n.name, "value", derivation.value(n.name), values[n.name], spread_v[n.name], tol)
+            for n in graph.stages]
     parameters = set(graph.parameters)
     for name in graph.backward_order:
         if name not in parameters:
-            rows.append(_compare(f"d{loss}/d{name}", name, "adjoint", derivation.grad(name), grads[name]))
+            rows.append(_compare(f"d{loss}/d{name}", name, "adjoint", derivation.grad(name), grads[name],
+                                 spread_g[name], tol))
     for name, gradient in derivation.gradients.items():
-        rows.append(_compare(f"d{loss}/d{name}", name, "gradient", gradient.value, grads[name]))
+        rows.append(_compare(f"d{loss}/d{name}", name, "gradient", gradient.value, grads[name], spread_g[name],
+                             tol))
     return rows
 
 
-def _compare(quantity: str, node: str, kind: str, symbolic: Any, torch_value: Any) -> Row:
+def _compare(quantity: str, node: str, kind: str, symbolic: Any, torch_value: Any, spread: Any, tol: float) -> Row:
+    """One row; for per-sample quantities the sample that comes closest to failing (or fails worst)."""
     sym = np.asarray(symbolic, dtype=float)
     tor = np.asarray(torch_value, dtype=float)
-    sym, tor = np.broadcast_arrays(sym, tor)
+    sym, tor, spread = np.broadcast_arrays(sym, tor, np.asarray(spread, dtype=float))
     with np.errstate(all="ignore"):
         diff = np.abs(sym - tor)
         same = (sym == tor) | (np.isnan(sym) & np.isnan(tor))
         diff = np.where(same, 0.0, np.where(np.isfinite(diff), diff, np.inf))
-        scaled = diff / np.maximum(1.0, np.where(np.isfinite(sym), np.abs(sym), 1.0))
+        scale = np.maximum(1.0, np.where(np.isfinite(sym), np.abs(sym), 1.0))
+        scaled = diff / scale
+        allowed = np.maximum(tol, SAFETY * spread / scale)
+        ratio = np.where(scaled == 0, 0.0, scaled / allowed)
     if scaled.ndim == 0:
-        return Row(quantity, node, kind, float(sym), float(tor), float(diff), float(scaled))
-    i = int(np.argmax(scaled))
-    return Row(quantity, node, kind, float(sym[i]), float(tor[i]), float(diff[i]), float(scaled[i]), sample=i)
+        return Row(quantity, node, kind, float(sym), float(tor), float(diff), float(scaled), tolerance=float(allowed))
+    i = int(np.argmax(np.nan_to_num(ratio, nan=np.inf)))
+    return Row(quantity, node, kind, float(sym[i]), float(tor[i]), float(diff[i]), float(scaled[i]), sample=i,
+               tolerance=float(allowed[i]))
 
 
 def suspect_edges(graph: Graph, result: Verification) -> tuple[str | None, list[str]]:
@@ -373,35 +569,138 @@ def suspect_edges(graph: Graph, result: Verification) -> tuple[str | None, list[
     return first, [f"∂{e.dst}/∂{e.src}" for e in edges]
 
 
-def finite_difference_check(derivation: Derivation, step: float = FD_STEP) -> list[FiniteDifference]:
-    """Central differences of the reduced loss, one parameter at a time, in float64.
+def finite_difference_check(derivation: Derivation, limit: int | None = None) -> list[FiniteDifference]:
+    """Each parameter's float64 gradient against a central difference of the loss taken in high precision.
 
-    The tolerance of each estimate is its own error budget: 1e-6 for the
-    truncation error plus the rounding error ``ε·|L| / h`` of the difference.
+    The loss is evaluated with mpmath at :data:`~explain.highprecision.DIGITS`
+    digits, so the difference quotient's own error is negligible; the step
+    ``h = 1e-20·|p|`` (``1e-20`` at ``p = 0``) stays inside the function's domain
+    however close ``p`` is to a boundary of ``log`` or ``sqrt``.  The allowed error
+    is an error estimate, not a constant: the float64 rounding of the derivation
+    itself (its own formulas re-evaluated in high precision), plus the difference
+    between the steps ``h`` and ``2h`` (the quotient's truncation error), plus four
+    units in the last place.  A parameter at a kink (the one-sided differences
+    disagree) is reported with the convention used and is not a failure, as long
+    as the symbolic value lies between the one-sided derivatives.  Kinks are
+    looked for only where the Graph uses relu, leaky_relu, abs, max or min.
+
+    Large problems check an evenly spaced subset of the parameters (see
+    :func:`fd_subset`); ``limit`` overrides how many.
     """
     graph = derivation.graph
-    program = derivation.program
-    leaves = program.leaves(graph.leaf_values)
-    names = list(graph.nodes)
-    n = graph.n_samples or 1
-    eps = float(np.finfo(float).eps)
-    results = []
-    for name in graph.parameters:
-        slot = names.index(name)
-        centre = float(leaves[slot])
-        h = step * max(1.0, abs(centre))
-        up, down = list(leaves), list(leaves)
-        up[slot], down[slot] = centre + h, centre - h
-        with np.errstate(all="ignore"):
-            loss_up = float(program.loss_and_grad(up, n)[0])
-            loss_down = float(program.loss_and_grad(down, n)[0])
-            estimate = (loss_up - loss_down) / (2 * h)
-        symbolic = float(derivation.gradients[name].value)
-        scale = max(1.0, abs(symbolic)) if math.isfinite(symbolic) else 1.0
-        abs_error = abs(estimate - symbolic) if math.isfinite(estimate - symbolic) else math.inf
-        budget = 1e-6 + 100 * eps * max(1.0, abs(loss_up), abs(loss_down)) / h / scale
-        results.append(FiniteDifference(name, symbolic, estimate, h, abs_error, abs_error / scale, budget))
-    return results
+    try:
+        hp = HighPrecision(graph)
+    except Unsupported as exc:
+        return [FiniteDifference(p, float(derivation.gradients[p].value), math.nan, 0.0, math.nan, math.nan,
+                                 math.nan, "skipped", str(exc)) for p in graph.parameters]
+    base = hp.run(hp.leaves())
+    exact = hp.gradients(base, derivation.evaluation.locals)
+    chosen = fd_subset(graph, hp, limit)
+    kinks = has_kinks(graph)
+    return [_difference(derivation, hp, base, exact[p], p, kinks) for p in chosen]
+
+
+def has_kinks(graph: Graph) -> bool:
+    """Whether some stage uses relu, leaky_relu, abs, max or min (only then are kinks looked for)."""
+    return any(type(e).__name__ in PINNED for n in graph.stages for e in sp.preorder_traversal(n.expr))
+
+
+def fd_subset(graph: Graph, hp: HighPrecision | None = None, limit: int | None = None) -> list[str]:
+    """The parameters the finite-difference check covers: all, or an evenly spaced subset.
+
+    The cost of one parameter is four high-precision passes (eight when kinks
+    are looked for) over the nodes it
+    influences, per sample, each node costing about one operation per input;
+    the subset keeps the total within :data:`FD_BUDGET` operations (at least
+    :data:`FD_MINIMUM` parameters).  Autograd still checks every parameter.
+    """
+    parameters = graph.parameters
+    if limit is None:
+        hp = hp or HighPrecision(graph)
+        size = [len(graph.nodes[n].inputs) + 1 for n in hp.names]
+        passes = 8 if has_kinks(graph) else 4
+        cost = sum(passes * hp.n * sum(size[i] for i in hp.downstream(p)) for p in parameters)
+        if cost <= FD_BUDGET:
+            return parameters
+        average = cost / len(parameters)
+        limit = max(FD_MINIMUM, int(FD_BUDGET / average))
+    if limit >= len(parameters):
+        return parameters
+    picks = sorted({round(i * (len(parameters) - 1) / max(1, limit - 1)) for i in range(limit)})
+    return [parameters[i] for i in picks]
+
+
+def _difference(derivation: Derivation, hp: HighPrecision, base: list[Any], exact: Any, name: str,
+                kinks: bool) -> FiniteDifference:
+    symbolic = float(derivation.gradients[name].value)
+    slot = hp.names.index(name)
+    centre = base[slot]
+    redo = hp.downstream(name)
+
+    def loss(step: Any) -> Any:
+        values = list(base)
+        with mpmath.workdps(hp.digits):
+            values[slot] = centre + step
+        return hp.reduced_loss(hp.run(values, redo))
+
+    with mpmath.workdps(hp.digits):
+        h = FD_RELATIVE_STEP * (abs(centre) if centre != 0 else mpmath.mpf(1))
+        for _ in range(3):  # shrink the step until both sides lie inside the domain
+            points = [loss(s) for s in (h, -h, 2 * h, -2 * h)]
+            if all(is_finite_real(v) for v in points):
+                break
+            h = h * mpmath.mpf(10) ** -10
+        else:
+            return FiniteDifference(name, symbolic, math.nan, float(h), math.nan, math.nan, math.nan, "skipped",
+                                    "domain")
+        up, down, up2, down2 = points
+        estimate = (up - down) / (2 * h)
+        estimate2 = (up2 - down2) / (4 * h)
+        truncation = abs(estimate - estimate2)
+        rounding = 2 * abs(mpmath.mpf(symbolic) - exact) if is_finite_real(exact) else mpmath.inf
+    value = float(estimate)
+    scale = max(1.0, abs(symbolic)) if math.isfinite(symbolic) else 1.0
+    abs_error = abs(value - symbolic) if math.isfinite(value - symbolic) else math.inf
+    ulp = 4 * EPS64 * max(abs(symbolic), abs(value))
+    allowed = (float(rounding) + float(truncation) + ulp) / scale
+    fd = FiniteDifference(name, symbolic, value, float(h), abs_error, abs_error / scale, allowed,
+                          exact=float(exact) if is_finite_real(exact) else math.nan)
+    if not kinks:
+        return fd
+    one_sided = _kink(hp, base, centre, loss)
+    if one_sided is None:
+        return fd
+    left, right = one_sided
+    low, high = min(left, right), max(left, right)
+    slack = allowed * scale
+    if low - slack <= symbolic <= high + slack:
+        return dataclasses.replace(fd, status="kink", left=left, right=right)
+    return dataclasses.replace(fd, left=left, right=right)
+
+
+def _kink(hp: HighPrecision, base: list[Any], centre: Any, loss: Callable[[Any], Any]) -> tuple[float, float] | None:
+    """The one-sided derivatives (left, right) when the loss has a kink at the parameter, else None.
+
+    Smooth, the gap between one-sided differences shrinks with the step (it is
+    about h·L''); at a kink it does not.  So a kink is a gap that stays when the
+    step is cut by 1000.
+    """
+    with mpmath.workdps(hp.digits):
+        middle = hp.reduced_loss(base)
+        size = abs(centre) if centre != 0 else mpmath.mpf(1)
+        gaps = []
+        for relative in (KINK_STEP, KINK_STEP / 1000):
+            h = relative * size
+            up, down = loss(h), loss(-h)
+            if not (is_finite_real(up) and is_finite_real(down) and is_finite_real(middle)):
+                return None
+            right, left = (up - middle) / h, (middle - down) / h
+            gaps.append((abs(right - left), left, right))
+        (wide, _, _), (narrow, left, right) = gaps
+        noise = mpmath.mpf(10) ** (8 - hp.digits) * max(abs(middle), 1) / (KINK_STEP / 1000 * size)
+        if narrow > 0.5 * wide and narrow > noise:
+            return float(left), float(right)
+    return None
 
 
 def message_in(m: Any, key: str, **fields: Any) -> str:

@@ -88,7 +88,9 @@ def test_cli_exits_1_on_a_planted_mistake(monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setattr(Graph, "from_problem", classmethod(lambda cls, p: _wrong(original(cls, p))))
     assert main(["verify", str(SEED_003)]) == 1
     out = capsys.readouterr().out
-    assert "Mismatch in the adjoint dE/din_h1 at node in_h1" in out
+    assert out.startswith("VERIFICATION FAILED: PyTorch autograd disagrees on")  # the verdict comes first
+    assert "PyTorch autograd disagrees on the adjoint dE/din_h1 at node in_h1" in out
+    assert "Finite differences disagree on dE/dw1" in out and "autograd disagreed too" in out
     assert "∂out_h1/∂in_h1" in out and "FAILED" in out
 
 

@@ -352,7 +352,8 @@ def _verification(doc: Document, verification: Any, s: MathStyle, m: Messages) -
         table = []
         for r in rows:
             f = fd.get(r["node"], {})
-            errors = [e for e in (r.get("error"), f.get("error")) if e is not None]
+            fd_error = f.get("error") if f.get("status", "checked") == "checked" else None  # kinks, skips: not errors
+            errors = [e for e in (r.get("error"), fd_error) if e is not None]
             table.append([[Math(s.name(r["node"]))], [Math(_num(s, r.get("symbolic")))],
                           [Math(_num(s, r.get("torch")))], [Math(_num(s, f.get("estimate")))],
                           [Math(_num(tiny, max(errors) if errors else None))]])
