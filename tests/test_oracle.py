@@ -289,3 +289,128 @@ def test_data_problems_with_data_free_terms_agree_with_torch(spec):
 @given(data_problems(with_cost=True))
 def test_cost_problems_agree_with_torch(spec):
     check_problem(spec)
+
+
+# -- networks -----------------------------------------------------------------------
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax")
+weights_ = st.floats(-1.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def networks(draw):
+    """[network] with every naming, loss, activation and bias option."""
+    loss = draw(st.sampled_from((None, "half_sse", "sse", "mse", "bce", "cross_entropy")))
+    wide = draw(st.integers(0, 9)) == 0          # ten inputs: layered names become w1_1_10
+    width = 10 if wide else draw(st.integers(1, 3))
+    inputs = [draw(weights_) for _ in range(width)]
+    n_layers = draw(st.integers(1, 1 if wide else 3))
+    layers = []
+    previous = width
+    for index in range(n_layers):
+        last = index == n_layers - 1
+        units = draw(st.integers(2 if last and loss == "cross_entropy" else 1, 3))
+        if last and loss == "bce":
+            activation = "sigmoid" if units == 1 else draw(st.sampled_from(("sigmoid", "softmax")))
+        elif last and loss == "cross_entropy":
+            activation = draw(st.sampled_from(("softmax", "sigmoid", "softplus")))
+        else:
+            activation = draw(st.sampled_from(ACTIVATIONS))
+        bias = draw(st.one_of(st.none(), weights_, st.lists(weights_, min_size=units, max_size=units)))
+        layers.append(Layer(
+            units, activation, [[draw(weights_) for _ in range(previous)] for _ in range(units)], bias,
+            draw(st.sampled_from((None, True, False))) if bias is not None else None,
+            draw(st.sampled_from((None, 0.05, 0.2))) if activation == "leaky_relu" else None,
+        ))
+        previous = units
+    if loss in ("bce", "cross_entropy"):
+        targets = [draw(st.floats(0.0, 1.0)) for _ in range(previous)]
+    else:
+        targets = [draw(weights_) for _ in range(previous)]
+    naming = draw(st.sampled_from((None, "mazur", "io", "layered")))
+    return Network(inputs, targets, layers, naming, loss, draw(st.sampled_from((0.1, 0.5, 10.0))))
+
+
+@bounded(40)
+@given(networks())
+def test_networks_agree_with_torch(net):
+    problem_text = net.toml()
+    try:
+        ref, after = network_reference(net)
+    except Reject:
+        reject()
+    solution = explain.solve(explain.loads(problem_text, source="oracle.toml"))
+    d = solution.derivation
+    # Names come from the oracle's own reading of docs/problem-files.md: a stage
+    # explain names differently is a KeyError, i.e. a failure, too.
+    assert [f.name for f in d.forward] == list(ref.values), problem_text
+    for name, value in ref.values.items():
+        agree(f"value of {name}", value, d.value(name), problem_text)
+    agree("loss", ref.loss, d.loss_value, problem_text)
+    assert set(d.gradients) == set(ref.gradients), problem_text
+    for p, g in ref.gradients.items():
+        agree(f"gradient of {p}", g, d.gradients[p].value, problem_text)
+    for p, v in after.items():
+        agree(f"{p} after one update", v, solution.training.final_parameters[p], problem_text)
+
+
+# -- the oracle itself can fail --------------------------------------------------------
+def test_the_comparison_catches_a_wrong_number():
+    # A gradient off in its tenth digit is caught; the same number with its last bits changed is not.
+    with pytest.raises(AssertionError, match="gradient of w"):
+        agree("gradient of w", 2.0, 2.0 + 1e-9, "")
+    agree("gradient of w", 2.0, 2.0 * (1 + 4e-16), "")
+    agree("value of l", [1e6, 0.5], [1e6 * (1 + 1e-12), 0.5 + 1e-12], "")   # mixed measure, per sample
+    with pytest.raises(AssertionError, match="value of l"):
+        agree("value of l", [1e6, 0.5], [1e6, 0.5 + 1e-9], "")
+
+
+def test_the_reference_reproduces_hand_computed_numbers():
+    # l_i = (w·x_i − y_i)², x = [1, 2], y = [2, 4.1], w = 1.5, mean: by hand,
+    # residuals −0.5 and −1.1, L = (0.25 + 1.21)/2 = 0.73,
+    # ∂L/∂w = (2·(−0.5)·1 + 2·(−1.1)·2)/2 = −2.7; one gd step with lr 0.1: 1.77.
+    spec = Spec({"w": 1.5}, [("l", ("pow", ("bin", "-", ("bin", "*", ("name", "w"), ("name", "x")), ("name", "y")), 2))],
+                data=[("x", [1.0, 2.0]), ("y", [2.0, 4.1])], reduction="mean",
+                train={"optimizer": "gd", "learning_rate": 0.1, "steps": 1})
+    ref = reference(spec)
+    assert ref.loss == pytest.approx(0.73, abs=1e-12)
+    assert ref.gradients["w"] == pytest.approx(-2.7, abs=1e-12)
+    assert one_step(spec)["w"] == pytest.approx(1.77, abs=1e-12)
+    check_problem(spec)
+
+
+# -- bugs the oracle found (minimal reproducers; the generators above avoid them) --------
+def _derive(forward: str, parameters: str = "w = 0.25"):
+    return explain.derive(explain.loads(f"[parameters]\n{parameters}\n[forward]\n{forward}\n"))
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError, reason="oracle finding: max of a max does not compile")
+def test_nested_max_is_a_known_bug():
+    # SymPy flattens max(w, max(b, 1)) into Max(1, b, w); the compiled code then calls
+    # np.maximum with three arguments, the third being `out`.  By hand: 1, ∂/∂w = 0.
+    d = _derive('E = "max(w, max(b, 1.0))"', "w = 0.3\nb = -1.0")
+    assert d.loss_value == 1.0 and d.gradients["w"].value == 0.0
+
+
+@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason="oracle finding: (-w)**2.0 at w = 0")
+def test_float_power_of_a_negated_zero_is_a_known_bug():
+    # The local derivative of E = (-w)**2.0 is written 2.0*E/w, which divides by
+    # w = 0.  By hand: E = 0 and ∂E/∂w = 2w = 0 ((-w)**2 with a whole 2 works).
+    d = _derive('E = "(-w)**2.0"', "w = 0.0")
+    assert d.loss_value == 0.0 and d.gradients["w"].value == 0.0
+
+
+@pytest.mark.xfail(strict=True, raises=explain.ExplainError, reason="oracle finding: max(w, relu(0.3)) is refused")
+def test_max_with_a_constant_relu_is_a_known_bug():
+    # A valid expression refused with SymPy's "The argument 'relu(0.3)' is not
+    # comparable" (sigmoid(0.3) and exp(0.3) are accepted).  By hand: max(0.25, 0.3) = 0.3, ∂/∂w = 0.
+    d = _derive('E = "max(w, relu(0.3))"')
+    assert d.loss_value == pytest.approx(0.3) and d.gradients["w"].value == 0.0
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason="oracle finding: abs(sqrt(w)) does not compile")
+def test_abs_of_a_square_root_is_a_known_bug():
+    # SymPy differentiates Abs of a possibly complex sqrt with atan2/im, which
+    # explain cannot compile ("no numeric implementation of atan2").
+    # By hand: |sqrt(0.25)| = 0.5, ∂/∂w = 1/(2·sqrt(0.25)) = 1.
+    d = _derive('E = "abs(sqrt(w))"')
+    assert d.loss_value == 0.5 and d.gradients["w"].value == pytest.approx(1.0)
