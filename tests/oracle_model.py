@@ -122,6 +122,15 @@ def _has_root(t: tuple) -> bool:
         (t[0] == "call" and any(_has_root(a) for a in t[2]))
 
 
+def cancels(t: tuple) -> bool:
+    """True when the tree subtracts or divides a subtree by itself (s - s): SymPy
+    cancels it when parsing, so a stage may lose its data and stop being per-sample."""
+    if t[0] == "bin" and t[1] in "-/" and t[2] == t[3]:
+        return True
+    children = t[2] if t[0] == "call" else [c for c in t[1:] if isinstance(c, tuple)]
+    return any(cancels(c) for c in children)
+
+
 def known_bug(t: tuple) -> bool:
     """Trees that meet one of the bugs the oracle found (each kept as its own xfail test)."""
     return nested_max_min(t) or constant_custom_in_max_min(t) or abs_of_root(t)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import explain
 
 from .oracle_model import (
-    Layer, Network, Reject, Spec, first_batch, hits_item1, leaf_numbers, names_in, known_bug, network_reference,
+    Layer, Network, Reject, Spec, first_batch, hits_item1, leaf_numbers, names_in, known_bug, cancels, network_reference,
     one_step, problem_toml, reference,
 )
 
@@ -235,6 +235,8 @@ def check_problem(spec: Spec, item1: bool | None = None) -> None:
     trees_ = [t for _, t in (*spec.forward, *spec.cost)] + [v for _, v in (*spec.values, *spec.data) if isinstance(v, tuple) and v[0] != "linspace"]
     if any(known_bug(t) for t in trees_):
         reject()   # known bugs, kept as their own xfail tests below
+    if any(cancels(t) for t in trees_):
+        reject()   # s - s: explain, like SymPy, sees no data in it (a choice, not a bug)
     try:
         if item1 is not None and hits_item1(spec) != item1:
             reject()
