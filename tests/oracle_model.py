@@ -83,11 +83,14 @@ def names_in(t: tuple) -> set[str]:
 
 def nested_max_min(t: tuple) -> bool:
     """True when max (or min) is called directly on another max (min): SymPy flattens
-    them into one call with three arguments, which explain cannot compile today
-    (see test_oracle.test_nested_max_is_a_known_bug)."""
+    them into one call with three arguments, which explain compiles wrongly today
+    (see test_oracle.test_nested_max_is_a_known_bug).  leaky_relu(min(…), a) with a
+    named slope meets the same bug: its derivative by the slope is min(min(…), 0)."""
     kind = t[0]
     if kind == "call":
         if t[1] in ("max", "min") and any(a[0] == "call" and a[1] == t[1] for a in t[2]):
+            return True
+        if t[1] == "leaky_relu" and t[2][0][0] == "call" and t[2][0][1] == "min" and t[2][1][0] != "num":
             return True
         return any(nested_max_min(a) for a in t[2])
     return any(nested_max_min(c) for c in t[1:] if isinstance(c, tuple))
@@ -122,13 +125,38 @@ def _has_root(t: tuple) -> bool:
         (t[0] == "call" and any(_has_root(a) for a in t[2]))
 
 
-def cancels(t: tuple) -> bool:
-    """True when the tree subtracts or divides a subtree by itself (s - s): SymPy
-    cancels it when parsing, so a stage may lose its data and stop being per-sample."""
-    if t[0] == "bin" and t[1] in "-/" and t[2] == t[3]:
-        return True
-    children = t[2] if t[0] == "call" else [c for c in t[1:] if isinstance(c, tuple)]
-    return any(cancels(c) for c in children)
+def sympy_names(t: tuple) -> set[str]:
+    """The names left in the tree after SymPy's automatic simplification.
+
+    ``x - (b + x)`` is ``-b`` as soon as SymPy builds it, so a stage written with
+    data may have none left, and explain (which builds its expressions with SymPy)
+    does not treat it as per-sample.  The oracle skips such problems: which reading
+    is right is a question of the format, not of gradients.  The tree is built
+    with SymPy's operators directly (nothing from explain).
+    """
+    import sympy as sp
+
+    def build(t: tuple) -> Any:
+        kind = t[0]
+        if kind == "num":
+            return sp.Float(t[1])
+        if kind in ("name", "reduce"):
+            return sp.Symbol(t[1] if kind == "name" else f"{t[1]}_{t[2]}", real=True)
+        if kind == "const":
+            return sp.pi if t[1] == "pi" else sp.E
+        if kind == "neg":
+            return -build(t[1])
+        if kind == "bin":
+            a, b = build(t[2]), build(t[3])
+            return {"+": a + b, "-": a - b, "*": a * b}[t[1]] if t[1] != "/" else a / b
+        if kind == "pow":
+            return build(t[1]) ** (sp.Integer(t[2]) if isinstance(t[2], int) else sp.Float(t[2]))
+        functions = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "max": sp.Max, "min": sp.Min,
+                     "sin": sp.sin, "cos": sp.cos, "tanh": sp.tanh}
+        f = functions.get(t[1]) or sp.Function(t[1], real=True)
+        return f(*(build(a) for a in t[2]))
+
+    return {s.name for s in build(t).free_symbols}
 
 
 def known_bug(t: tuple) -> bool:
