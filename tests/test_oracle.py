@@ -285,19 +285,17 @@ def test_scalar_problems_agree_with_torch(spec):
 @bounded(60)
 @given(data_problems())
 def test_data_problems_agree_with_torch(spec):
-    # The problems that meet issue 8 item 1 are tested below (xfail until it is fixed on main).
+    # The problems that meet issue 8 item 1 (a data-free term in a per-sample loss) are tested below.
     check_problem(spec, item1=False)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 8 item 1, fixed on main")
-@bounded(30, shrink=False)
+@bounded(30)
 @given(data_problems(free_term=True))
 def test_data_problems_with_data_free_terms_agree_with_torch(spec):
     check_problem(spec, item1=True)
 
 
-@pytest.mark.xfail(strict=True, raises=explain.ExplainError, reason="needs [cost]")
-@bounded(30, shrink=False)
+@bounded(30)
 @given(data_problems(with_cost=True))
 def test_cost_problems_agree_with_torch(spec):
     check_problem(spec)
