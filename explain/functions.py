@@ -144,8 +144,36 @@ def _np_softplus(z: Any) -> Any:
     return np.logaddexp(0.0, z)
 
 
+def _np_log_sigmoid(z: Any) -> Any:
+    # log σ(z) = −log(1 + e^(−z)): finite wherever z is (log(sigmoid(-800)) is −800, not log(0)).
+    return -np.logaddexp(0.0, -np.asarray(z, dtype=float))
+
+
+def stable_form(expr: sp.Expr) -> tuple[str, sp.Expr] | None:
+    """``(name, z)`` when ``expr`` is computed as ``name(z)`` by a numerically stable function.
+
+    ``log(sigmoid(z))`` is ``log_sigmoid(z)`` and ``log(1 − sigmoid(z))`` is
+    ``log_sigmoid(−z)``: computed as written, σ(z) underflows to 0 for z below
+    about −745 and the log gives −inf where the true value is about z.
+    (``softplus`` is already computed stably.)
+    """
+    if not isinstance(expr, sp.log):
+        return None
+    inner = expr.args[0]
+    if isinstance(inner, sigmoid):
+        return "log_sigmoid", inner.args[0]
+    if inner.is_Add and len(inner.args) == 2 and sp.S.One in inner.args:
+        rest = inner.args[0] if inner.args[1] == 1 else inner.args[1]
+        if rest.is_Mul and len(rest.args) == 2 and sp.S.NegativeOne in rest.args:
+            other = rest.args[0] if rest.args[1] == -1 else rest.args[1]
+            if isinstance(other, sigmoid):
+                return "log_sigmoid", -other.args[0]
+    return None
+
+
 #: NumPy implementations of the custom functions, by SymPy function name.
 NUMPY_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "log_sigmoid": _np_log_sigmoid,
     "sigmoid": _np_sigmoid,
     "step": _np_step,
     "relu": _np_relu,
@@ -166,6 +194,7 @@ def torch_functions() -> dict[str, Callable[..., Any]]:
         return torch.where(z > 0, torch.ones_like(z), a * torch.ones_like(z))
 
     return {
+        "log_sigmoid": torch.nn.functional.logsigmoid,
         "sigmoid": torch.sigmoid,
         "step": lambda z: (z > 0).to(z.dtype),
         "relu": torch.relu,

@@ -218,12 +218,18 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
             # 9**9**9: the inner power is folded to a number, and SymPy would
             # then compute the outer one exactly, hanging the process.
             raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+        if left.is_Pow and left.exp.is_integer is not True and right.is_integer:
+            # SymPy folds sqrt(x)**2 to x, defined at x < 0 where sqrt(x) is not: keep it as written.
+            return sp.Pow(left, right, evaluate=False)
         return left**right
 
     def negate(self, operand: sp.Expr) -> sp.Expr:
         return -operand
 
     def call(self, func: str, args: list[sp.Expr]) -> sp.Expr:
+        if func == "exp" and isinstance(args[0], sp.log):
+            # SymPy folds exp(log(x)) to x, defined at x < 0 where log(x) is not: keep it as written.
+            return sp.exp(args[0], evaluate=False)
         return USER_FUNCTIONS[func][0](*args)
 
     def function_arity(self, func: str) -> tuple[int, int] | None:
@@ -252,7 +258,31 @@ def parse_expression(text: str, names: Mapping[str, sp.Expr], where: str = "") -
         raise ExplainError(where, str(exc)) from None
     if result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise ExplainError(where, f"{_short(text)} is not finite")
+    _check_real(result, where)
     return result
+
+
+def _check_real(expr: sp.Expr, where: str) -> None:
+    """Refuse numbers that float64 cannot hold and constants that are not real.
+
+    ``exp(710.0)`` and ``1e308*10`` are folded by SymPy into numbers beyond
+    float64's range; ``(-8)**(2/3)`` is complex in SymPy's principal branch
+    (4·(−1)^(2/3)), and ``(-2)**x`` has the derivative ``(-2)**x·log(-2)``.
+    """
+    from .i18n import message
+
+    for number in expr.atoms(sp.Number):
+        try:
+            finite = math.isfinite(float(number))
+        except (OverflowError, TypeError):
+            finite = False
+        if not finite:
+            raise ExplainError(where, message("finite_out_of_range", number=sp.Float(number, 4) if number.is_real else number))
+    if expr.has(sp.I):
+        raise ExplainError(where, message("finite_not_real", expr="I"))
+    for power in expr.atoms(sp.Pow):
+        if power.base.is_Number and power.base.is_negative and power.exp.is_integer is not True:
+            raise ExplainError(where, message("finite_not_real", expr=power))
 
 
 def symbols_for(names: list[str]) -> dict[str, sp.Symbol]:
@@ -316,6 +346,8 @@ class _NumericBuilder(_Builder[Any]):
             return np.linspace(float(args[0]), float(args[1]), _count(args[2], func))
         if func == "arange":
             step = float(args[2]) if len(args) == 3 else 1.0
+            if step == 0 or not math.isfinite(step):
+                raise ValueError("arange() needs a step that is a finite number other than 0")
             values = np.arange(float(args[0]), float(args[1]), step)
             if values.size > 10_000_000:
                 raise ValueError("arange() would make more than 10,000,000 values")

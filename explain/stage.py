@@ -18,6 +18,7 @@ from typing import Any
 import sympy as sp
 
 from .errors import ExplainError
+from .functions import sigmoid, stable_form
 from .parse import evaluate_value, is_valid_name, parse_expression
 from .problem import Problem, Stage
 
@@ -72,7 +73,14 @@ def stage(expr: sp.Expr) -> list[Stage]:
             return e
         if e in seen:  # a repeated subexpression is one node used twice
             return seen[e]
-        if e.is_Mul:
+        if stable_form(e) is not None:
+            # log(sigmoid(z)) and log(1 - sigmoid(z)) stay one operation, computed
+            # stably: staged, σ(z) underflows to 0 below z ≈ −745 and its log is −inf.
+            inner = e.args[0]
+            sig = inner if isinstance(inner, sigmoid) else next(
+                a for t in inner.args if t.is_Mul for a in t.args if isinstance(a, sigmoid))
+            args = [inner.xreplace({sig: sigmoid(visit(sig.args[0]))})]
+        elif e.is_Mul:
             args = [sp.Pow(visit(a.base), a.exp) if _is_reciprocal(a) else visit(a) for a in e.args]
         else:
             args = [visit(a) for a in e.args]

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from . import finite
 from .compile import Program
 from .errors import ExplainError
 from .graph import Graph
@@ -217,6 +218,9 @@ def train(
     if dtype not in DTYPES:
         raise ExplainError("dtype", message("train_bad_dtype", dtype=dtype, choices=", ".join(DTYPES)))
     program = program or Program(Graph.from_problem(problem))
+    # Not finite before the first update is the problem's own numbers, not the
+    # learning rate: report the step where it first appears, not a divergence.
+    finite.check(program.graph, program.evaluate())
     return _Trainer(problem, program, config, DTYPES[dtype]).run(dtype, progress)
 
 
