@@ -317,8 +317,28 @@ def test_broken_numbers_in_answers_are_graded_one_by_one(tmp_path: Path, capsys)
     assert verdicts["E"][0] == "incorrect"  # E is the loss, not in_h1: a planted wrong formula is caught
     good = tmp_path / "good.toml"
     good.write_text('[answers]\nin_h1 = "w1*x1 + w3*x2"\nout_h1 = 1e400\n', encoding="utf-8")
-    assert main(["check", str(SEED003), str(good)]) == 1
+    assert main(["check", str(SEED003), str(good), "--format", "json"]) == 1
     out = capsys.readouterr().out
-    assert "correct" in out and "unreadable" in out
-    report = check(SEED003, good)
-    assert [i.verdict for i in report.items] == ["correct", "unparseable"]
+    assert '"verdict": "correct"' in out and '"verdict": "unparseable"' in out
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "sgd"])
+def test_float32_overflow_before_any_update_is_not_blamed_on_the_learning_rate(tmp_path: Path, capsys,
+                                                                               optimizer: str) -> None:
+    # Hand-derived: exp(50)² = e^100 ≈ 2.7e43, finite in float64, beyond float32's 3.4e38.
+    path = _problem(tmp_path, f"""
+        [data]
+        x = [1.0, 2.0]
+        [parameters]
+        w = 50.0
+        [forward]
+        l = "exp(w)*exp(w)*x"
+        [train]
+        optimizer = "{optimizer}"
+        learning_rate = 1e-60
+        steps = 2
+    """)
+    assert main(["train", str(path), "--dtype", "float32"]) == 2
+    err = capsys.readouterr().err
+    assert "the loss is inf at the initial parameters in float32" in err and "not the learning rate" in err
+    assert main(["train", str(path), "--dtype", "float64"]) == 0  # the same run in float64 is fine
