@@ -205,15 +205,15 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
 
     def binary(self, op: str, left: sp.Expr, right: sp.Expr) -> sp.Expr:
         if op == "+":
-            return left + right
+            return _in_range(left + right)
         if op == "-":
-            return left - right
+            return _in_range(left - right)
         if op == "*":
-            return left * right
+            return _in_range(left * right)
         if op == "/":
             if right == 0:
                 raise ZeroDivisionError
-            return left / right
+            return _in_range(left / right)
         if right.is_Number and abs(right) > MAX_EXPONENT:
             # 9**9**9: the inner power is folded to a number, and SymPy would
             # then compute the outer one exactly, hanging the process.
@@ -221,7 +221,7 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         if left.is_Pow and left.exp.is_integer is not True and right.is_integer:
             # SymPy folds sqrt(x)**2 to x, defined at x < 0 where sqrt(x) is not: keep it as written.
             return sp.Pow(left, right, evaluate=False)
-        return left**right
+        return _in_range(left**right)
 
     def negate(self, operand: sp.Expr) -> sp.Expr:
         return -operand
@@ -230,7 +230,7 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         if func == "exp" and isinstance(args[0], sp.log):
             # SymPy folds exp(log(x)) to x, defined at x < 0 where log(x) is not: keep it as written.
             return sp.exp(args[0], evaluate=False)
-        return USER_FUNCTIONS[func][0](*args)
+        return _in_range(USER_FUNCTIONS[func][0](*args))
 
     def function_arity(self, func: str) -> tuple[int, int] | None:
         if func in USER_FUNCTIONS:
@@ -240,6 +240,28 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
 
     def known_names(self) -> list[str]:
         return list(self._names) + list(CONSTANTS)
+
+
+def _in_range(result: sp.Expr) -> sp.Expr:
+    """``result``, unless SymPy folded it into a number beyond float64's range or a complex one.
+
+    Checked as each operation is built: SymPy carries on with such a number
+    (sigmoid(-exp(1e308))) into arithmetic that overflows inside mpmath.
+    """
+    if result.has(sp.I):  # sqrt(-1), log(-2): caught before SymPy turns cos(I*y) into a real cosh(y)
+        from .i18n import message
+
+        raise ValueError(message("finite_not_real", expr=result))
+    if result.is_Number:
+        try:
+            finite = math.isfinite(float(result))
+        except (OverflowError, TypeError, ValueError):
+            finite = False
+        if not finite:
+            from .i18n import message
+
+            raise ValueError(message("finite_out_of_range", number=_magnitude(result)))
+    return result
 
 
 def parse_expression(text: str, names: Mapping[str, sp.Expr], where: str = "") -> sp.Expr:
@@ -271,18 +293,34 @@ def _check_real(expr: sp.Expr, where: str) -> None:
     """
     from .i18n import message
 
-    for number in expr.atoms(sp.Number):
-        try:
-            finite = math.isfinite(float(number))
-        except (OverflowError, TypeError):
-            finite = False
-        if not finite:
-            raise ExplainError(where, message("finite_out_of_range", number=sp.Float(number, 4) if number.is_real else number))
     if expr.has(sp.I):
         raise ExplainError(where, message("finite_not_real", expr="I"))
-    for power in expr.atoms(sp.Pow):
+    powers = expr.atoms(sp.Pow)
+    for power in powers:
         if power.base.is_Number and power.base.is_negative and power.exp.is_integer is not True:
             raise ExplainError(where, message("finite_not_real", expr=power))
+    # A power of two numbers that SymPy leaves unevaluated (1e308**pi) would be
+    # computed with Python floats, which raise OverflowError instead of giving inf.
+    constant = [p for p in powers if all(a.is_Number or isinstance(a, sp.NumberSymbol) for a in p.args)]
+    for number in [*expr.atoms(sp.Number), *constant]:
+        try:
+            finite = math.isfinite(float(number))
+        except (OverflowError, TypeError, ValueError):
+            finite = False
+        if not finite:
+            raise ExplainError(where, message("finite_out_of_range", number=_magnitude(number)))
+
+
+def _magnitude(number: sp.Expr) -> str:
+    """A number too large for float64, written with 4 significant digits."""
+    try:
+        text = str(sp.Float(sp.N(number, 4), 4))
+    except (ArithmeticError, ValueError, TypeError):  # beyond even what Decimal formats
+        return _short(str(number))
+    mantissa, _, exponent = text.partition("e")
+    if len(exponent) > 8:
+        return f"{mantissa}e{exponent[:6]}… (an exponent of {len(exponent.lstrip('+-'))} digits)"
+    return text
 
 
 def symbols_for(names: list[str]) -> dict[str, sp.Symbol]:
