@@ -218,6 +218,12 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
             # 9**9**9: the inner power is folded to a number, and SymPy would
             # then compute the outer one exactly, hanging the process.
             raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+        if not left.free_symbols and left.is_negative and right.is_integer is not True:
+            # (-8)**(2/3), (-2)**x: complex in SymPy's principal branch; refused
+            # here, before Abs() or another function turns them into atan2 and im().
+            from .i18n import message
+
+            raise ValueError(message("finite_not_real", expr=sp.Pow(left, right, evaluate=False)))
         if left.is_Pow and left.exp.is_integer is not True and right.is_integer:
             # SymPy folds sqrt(x)**2 to x, defined at x < 0 where sqrt(x) is not: keep it as written.
             return sp.Pow(left, right, evaluate=False)
@@ -297,11 +303,11 @@ def _check_real(expr: sp.Expr, where: str) -> None:
         raise ExplainError(where, message("finite_not_real", expr="I"))
     powers = expr.atoms(sp.Pow)
     for power in powers:
-        if power.base.is_Number and power.base.is_negative and power.exp.is_integer is not True:
+        if not power.base.free_symbols and power.base.is_negative and power.exp.is_integer is not True:
             raise ExplainError(where, message("finite_not_real", expr=power))
     # A power of two numbers that SymPy leaves unevaluated (1e308**pi) would be
     # computed with Python floats, which raise OverflowError instead of giving inf.
-    constant = [p for p in powers if all(a.is_Number or isinstance(a, sp.NumberSymbol) for a in p.args)]
+    constant = [p for p in powers if not p.free_symbols]
     for number in [*expr.atoms(sp.Number), *constant]:
         try:
             finite = math.isfinite(float(number))
