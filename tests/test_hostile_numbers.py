@@ -12,6 +12,7 @@ at 50 digits, as each test says.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -27,13 +28,15 @@ from explain.errors import ExplainError
 
 from .conftest import run_cli
 
-# (expression, --at, words the message must contain: the step, the value, why)
+# (expression, --at, words the message must contain: the step, the value, why).  "re:" marks a
+# regular expression: stage names differ between staging from SymPy's tree (add1, mul1) and from
+# the written tree (sub1, neg1), and the message must hold with either.
 BROKEN = [
-    ("x/(x-1)", "x=1", ["f = x/add1", "is inf", "add1 = 0", "division by zero"]),
-    ("log(x-1)", "x=1", ["f = log(add1)", "is -inf", "add1 = 0", "log of 0"]),
-    ("((x+1)**100)**100", "x=2", ["add1**10000", "is inf", "overflows float64"]),
+    ("x/(x-1)", "x=1", [r"re:stage `f = x/(add|sub)1` is inf at (add|sub)1 = 0, x = 1: division by zero"]),
+    ("log(x-1)", "x=1", [r"re:stage `f = log\((add|sub)1\)` is -inf at (add|sub)1 = 0: log of 0"]),
+    ("((x+1)**100)**100", "x=2", [r"re:stage `f = \w+\*\*100(00)?` is inf at \w+ = [0-9.e+]+: .* overflows float64"]),
     ("x**(x+2000)", "x=2", ["x**add1", "is inf", "add1 = 2002", "overflows float64"]),
-    ("(-x)**0.5", "x=1", ["mul1**0.5", "is nan", "mul1 = -1", "square root of a negative number"]),
+    ("(-x)**0.5", "x=1", [r"re:`f = (mul|neg)1\*\*0\.5` is nan at (mul|neg)1 = -1: square root of a negative number"]),
     ("(-2)**x", "x=1", ["(-2)**x", "not a real number"]),
     ("x*exp(710.0)", "x=1", ["2.234e+308", "outside float64's range"]),
     ("x*1e308*10", "x=1", ["1.000e+309", "outside float64's range"]),
@@ -45,14 +48,18 @@ BROKEN = [
     ("x*(-8-e)**tanh(0.5)", "x=1", ["not a real number"]),
     ("x*1e-320**(-1-pi)", "x=1", ["outside float64's range"]),
     ("abs((-8/0.5)**sqrt(x))", "x=2", ["(-16.0)**(sqrt(x))", "not a real number"]),
-    ("x*exp(710)", "x=1", ["exp1 = exp(710)", "is inf", "exp(710) overflows"]),
+    ("x*exp(710)", "x=1", [r"re: = (x\*)?exp\(710\)` is inf.*: exp\(710\) overflows"]),
     ("0**x", "x=1", ["∂f/∂x", "is nan"]),
     ("x*(-8)**(2/3)", "x=1", ["(-8)**(2/3)", "not a real number", "8**(2/3)"]),
     ("sqrt(relu(x))", "x=-1", ["∂f/∂relu1", "is inf", "division by zero"]),
     ("exp(log(x))", "x=-1.7", ["log1 = log(x)", "is nan", "x = -1.7", "log of a negative number"]),
-    ("log(-x)", "x=pi/4", ["f = log(mul1)", "is nan", "mul1 = -0.785398", "log of a negative number"]),
+    ("log(-x)", "x=pi/4", [r"re:`f = log\((mul|neg)1\)` is nan at (mul|neg)1 = -0.785398: log of a negative number"]),
     ("sqrt(x)**2", "x=-1", ["sqrt1 = sqrt(x)", "square root of a negative number"]),
 ]
+
+
+def _has(text: str, word: str) -> bool:
+    return re.search(word[3:], text) is not None if word.startswith("re:") else word in text
 
 
 def _at(text: str) -> dict[str, str]:
@@ -64,7 +71,7 @@ def test_library_raises_explain_error_naming_the_step(expr: str, at: str, words:
     with pytest.raises(ExplainError) as caught:
         explain.grad(expr, at=_at(at))
     for word in words:
-        assert word in str(caught.value)
+        assert _has(str(caught.value), word), str(caught.value)
 
 
 @pytest.mark.parametrize(("expr", "at", "words"), BROKEN, ids=[b[0] for b in BROKEN])
@@ -73,7 +80,7 @@ def test_grad_command_exits_2_naming_the_step(expr: str, at: str, words: list[st
     captured = capsys.readouterr()
     assert captured.out == ""
     for word in words:
-        assert word in captured.err
+        assert _has(captured.err, word), captured.err
 
 
 @pytest.mark.parametrize(("expr", "at"), [("x/(x-1)", "x=1"), ("(-x)**0.5", "x=1"), ("x*exp(710.0)", "x=1"),
