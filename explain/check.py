@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import finite
 from .derivation import Derivation, derive
 from .diagnose import Diagnoser, Mistake, Quantity, Student, describe
 from .errors import ExplainError
@@ -113,7 +114,7 @@ def parse_answers(text: str, source: str = "<answers>") -> Answers:
     """Parse the text of an answers file (see :func:`read_answers`)."""
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an integer of more than 4,300 digits
         raise ExplainError(source, f"not valid TOML: {exc}") from None
     for key in raw:
         if key != "answers":
@@ -197,7 +198,13 @@ def _place(literal: str) -> float:
     s = literal.replace("_", "").lstrip("+-").lower()
     mantissa, _, exponent = s.partition("e")
     decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    return 10.0 ** ((int(exponent) if exponent else 0) - decimals)
+    # A 5,000-digit exponent is past int()'s digit limit and 10.0 ** 400 overflows:
+    # such a number is not finite anyway (graded unparseable), so its place is inf.
+    digits = exponent.lstrip("+-")
+    if len(digits) > 6:
+        return math.inf if not exponent.startswith("-") else 0.0
+    power = (int(exponent) if exponent else 0) - decimals
+    return 10.0 ** power if power < 300 else math.inf
 
 
 def _significant(value: float, place: float) -> int:
@@ -381,8 +388,11 @@ class Grader:
         if answer.kind == "symbolic":
             return self._grade_symbolic(answer, q, expected, source, prefer)
         if answer.kind == "invalid":
+            reason = m("check_not_a_number")
+            if isinstance(answer.value, (float, list)) and not finite.is_finite(answer.value):
+                reason = m("finite_answer_not_finite")
             return Item(answer.key, answer.value, expected, "unparseable",
-                        note=m("check_unparseable", reason=m("check_not_a_number")), line=answer.line)
+                        note=m("check_unparseable", reason=reason), line=answer.line)
         given = np.asarray(answer.value, dtype=float)
         shape = np.shape(expected)
         if given.shape != shape:
@@ -428,6 +438,9 @@ class Grader:
             note = self.messages("check_unparseable", reason=exc.reason)
             return Item(answer.key, answer.value, expected, "unparseable", note=note, line=answer.line)
         value = self._symbolic.value(expr, q)
+        if not finite.is_finite(value):
+            note = self.messages("finite_answer_value", value=_short(value), reason=self._symbolic.why(expr))
+            return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
         if value is None or np.shape(value) != np.shape(expected):
             note = self.messages("check_symbolic_not_a_value")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
@@ -513,7 +526,8 @@ class _Symbolic:
             self._functions[expr] = (symbols, sp.lambdify(symbols, expr, modules=[NUMPY_FUNCTIONS, "numpy"]))
         symbols, f = self._functions[expr]
         with np.errstate(all="ignore"):
-            value = np.asarray(f(*(numbers[s] for s in symbols)), dtype=float)
+            # NumPy values, not Python floats: 1/0 is inf and (-8)**(1/3) nan, not an exception.
+            value = np.asarray(f(*(np.asarray(numbers[s], dtype=float) for s in symbols)), dtype=float)
         g = self.graph
         if q.kind == "grad" and g.is_data_problem and not g.nodes[q.name].per_sample and value.ndim == 1:
             value = value.sum() if g.reduction == "sum" else value.mean()
@@ -522,6 +536,14 @@ class _Symbolic:
         if q.kind == "grad" and g.is_data_problem and g.reduction == "mean" and g.nodes[q.name].per_sample:
             value = value / (g.n_samples or 1)
         return float(value) if value.ndim == 0 else value
+
+    def why(self, expr: sp.Expr) -> str:
+        """Why the formula is not finite at the problem's numbers (first sample of a data problem)."""
+        ev = self.derivation.evaluation
+        numbers = self._numbers(ev.values, ev.adjoints)
+        env = {s.name: float(np.asarray(numbers[s], dtype=float).reshape(-1)[0]) for s in expr.free_symbols
+               if s in numbers}
+        return finite.reason(expr, env)
 
     def value(self, expr: sp.Expr, q: Quantity) -> Any:
         """The formula's value at the problem's own numbers."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .functions import NUMPY_FUNCTIONS, SAMPLE_COUNT, reduction_kind, torch_functions
+from .functions import NUMPY_FUNCTIONS, SAMPLE_COUNT, reduction_kind, stable_form, torch_functions
 from .graph import Graph
 
 
@@ -70,10 +70,8 @@ class CodePrinter:
     def __call__(self, expr: sp.Expr) -> str:
         if expr.is_Symbol:
             return self.variables[expr]
-        if expr.is_Integer:
-            return f"{int(expr)}.0"
         if expr.is_Number or expr in (sp.pi, sp.E):
-            return repr(float(expr))
+            return _number(expr)
         if expr.is_Add:
             return "(" + " + ".join(self(a) for a in expr.args) + ")"
         if expr.is_Mul:
@@ -96,10 +94,33 @@ class CodePrinter:
             return total if kind == "sum" else f"({total} / n_samples)"
         if isinstance(expr, (sp.Function, sp.Max, sp.Min)):  # Max and Min are not Functions in SymPy
             name = type(expr).__name__
+            stable = stable_form(expr)
+            if stable is not None:
+                return f"{stable[0]}({self(stable[1])})"
+            if name in ("Max", "Min") and len(expr.args) > 2:
+                # np.maximum(a, b, c) would take c as its output array: fold pairwise.
+                inner = type(expr)(*expr.args[1:], evaluate=False)
+                return f"{name}({self(expr.args[0])}, {self(inner)})"
             if name not in self.functions:
                 raise ValueError(f"no numeric implementation of {name}")
             return f"{name}(" + ", ".join(self(a) for a in expr.args) + ")"
         raise ValueError(f"cannot compile {type(expr).__name__}: {expr}")
+
+
+def _number(expr: sp.Expr) -> str:
+    """A number as Python source: negatives in parentheses, inf and nan spelled out."""
+    if expr.is_Integer and abs(expr) < 2**53:
+        text = f"{int(expr)}.0"
+    else:
+        try:
+            text = repr(float(expr))
+        except TypeError:  # zoo, SymPy's complex infinity, from a derivative such as log(0)
+            text = "nan"
+    if text in ("inf", "-inf", "nan"):
+        # Without the quotes these would be names, unknown in the generated code.
+        text = f'float("{text}")'
+    # (-1.0 ** 0.5) would be read as -(1.0 ** 0.5).
+    return f"({text})" if text.startswith("-") else text
 
 
 @dataclass
@@ -231,8 +252,10 @@ class Program:
     def evaluate(self, values: Mapping[str, Any] | None = None) -> Evaluation:
         """All numbers of the Graph at its leaf values, overridden by ``values``."""
         g = self.graph
+        # NumPy scalars, not Python floats: 1/0 gives inf (reported by explain.finite), not ZeroDivisionError.
+        leaves = [np.float64(v) if isinstance(v, (int, float)) else v for v in self.leaves(values)]
         with np.errstate(all="ignore"):
-            loss, node_values, local_values, adjoint_values = self._evaluate(self.leaves(values), g.n_samples or 1)
+            loss, node_values, local_values, adjoint_values = self._evaluate(leaves, g.n_samples or 1)
         values_out = {n: _plain(v, g.n_samples if g.nodes[n].per_sample else None) for n, v in zip(g.nodes, node_values)}
         locals_out = {(e.src, e.dst): _plain(v, g.n_samples if g.nodes[e.dst].per_sample else None)
                       for e, v in zip(g.edges, local_values)}

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from . import finite
 from .compile import Evaluation, Program
 from .graph import PATH_LIMIT, Graph
 from .problem import Problem
@@ -167,6 +168,7 @@ def derive(source: Problem | Graph, program: Program | None = None) -> Derivatio
     graph = source if isinstance(source, Graph) else Graph.from_problem(source)
     program = program or Program(graph)
     ev = program.evaluate()
+    finite.check(graph, ev)  # inf or nan is an error naming its first step, never a result
     forward = [
         ForwardStep(n.name, n.expr, ev.values[n.name], n.per_sample) for n in graph.stages if n.expr is not None
     ]

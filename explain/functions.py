@@ -16,7 +16,23 @@ import numpy as np
 import sympy as sp
 
 
-class sigmoid(sp.Function):  # noqa: N801 - named as users write it
+class _Numeric(sp.Function):
+    """A function SymPy can evaluate at numbers, through its closed form.
+
+    Without it ``relu(0.3)`` is not "comparable", so ``max(w, relu(0.3))`` is refused
+    and ``float(softplus(0.0))`` fails.
+    """
+
+    def closed_form(self) -> sp.Expr:
+        raise NotImplementedError
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        if not all(a.is_number for a in self.args):
+            return None
+        return self.closed_form()._eval_evalf(prec)
+
+
+class sigmoid(_Numeric):  # noqa: N801 - named as users write it
     """The logistic function σ(z) = 1 / (1 + e^(−z))."""
 
     nargs = 1
@@ -27,14 +43,20 @@ class sigmoid(sp.Function):  # noqa: N801 - named as users write it
     def _eval_rewrite_as_exp(self, z: sp.Expr, **kwargs: Any) -> sp.Expr:
         return 1 / (1 + sp.exp(-z))
 
+    def closed_form(self) -> sp.Expr:
+        return 1 / (1 + sp.exp(-self.args[0]))
+
     def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real
 
 
-class step(sp.Function):  # noqa: N801
+class step(_Numeric):  # noqa: N801
     """The unit step used as the derivative of ReLU: 1 for z > 0, else 0."""
 
     nargs = 1
+
+    def closed_form(self) -> sp.Expr:
+        return sp.Piecewise((1, self.args[0] > 0), (0, True))
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sp.S.Zero
@@ -43,10 +65,13 @@ class step(sp.Function):  # noqa: N801
         return True
 
 
-class relu(sp.Function):  # noqa: N801
+class relu(_Numeric):  # noqa: N801
     """max(0, z); its derivative is :class:`step` (0 at z = 0, as in PyTorch)."""
 
     nargs = 1
+
+    def closed_form(self) -> sp.Expr:
+        return sp.Max(0, self.args[0])
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return step(self.args[0])
@@ -55,10 +80,13 @@ class relu(sp.Function):  # noqa: N801
         return self.args[0].is_real
 
 
-class leaky_step(sp.Function):  # noqa: N801
+class leaky_step(_Numeric):  # noqa: N801
     """The derivative of leaky ReLU: 1 for z > 0, else the slope a."""
 
     nargs = 2
+
+    def closed_form(self) -> sp.Expr:
+        return sp.Piecewise((1, self.args[0] > 0), (self.args[1], True))
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         if argindex == 1:
@@ -69,10 +97,13 @@ class leaky_step(sp.Function):  # noqa: N801
         return True
 
 
-class leaky_relu(sp.Function):  # noqa: N801
+class leaky_relu(_Numeric):  # noqa: N801
     """z for z > 0, a·z otherwise."""
 
     nargs = 2
+
+    def closed_form(self) -> sp.Expr:
+        return sp.Piecewise((self.args[0], self.args[0] > 0), (self.args[1] * self.args[0], True))
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z, a = self.args
@@ -84,10 +115,13 @@ class leaky_relu(sp.Function):  # noqa: N801
         return self.args[0].is_real
 
 
-class softplus(sp.Function):  # noqa: N801
+class softplus(_Numeric):  # noqa: N801
     """log(1 + e^z); its derivative is σ(z)."""
 
     nargs = 1
+
+    def closed_form(self) -> sp.Expr:
+        return sp.log(1 + sp.exp(self.args[0]))
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sigmoid(self.args[0])
@@ -189,8 +223,36 @@ def _np_softplus(z: Any) -> Any:
     return np.logaddexp(0.0, z)
 
 
+def _np_log_sigmoid(z: Any) -> Any:
+    # log σ(z) = −log(1 + e^(−z)): finite wherever z is (log(sigmoid(-800)) is −800, not log(0)).
+    return -np.logaddexp(0.0, -np.asarray(z, dtype=float))
+
+
+def stable_form(expr: sp.Expr) -> tuple[str, sp.Expr] | None:
+    """``(name, z)`` when ``expr`` is computed as ``name(z)`` by a numerically stable function.
+
+    ``log(sigmoid(z))`` is ``log_sigmoid(z)`` and ``log(1 − sigmoid(z))`` is
+    ``log_sigmoid(−z)``: computed as written, σ(z) underflows to 0 for z below
+    about −745 and the log gives −inf where the true value is about z.
+    (``softplus`` is already computed stably.)
+    """
+    if not isinstance(expr, sp.log):
+        return None
+    inner = expr.args[0]
+    if isinstance(inner, sigmoid):
+        return "log_sigmoid", inner.args[0]
+    if inner.is_Add and len(inner.args) == 2 and sp.S.One in inner.args:
+        rest = inner.args[0] if inner.args[1] == 1 else inner.args[1]
+        if rest.is_Mul and len(rest.args) == 2 and sp.S.NegativeOne in rest.args:
+            other = rest.args[0] if rest.args[1] == -1 else rest.args[1]
+            if isinstance(other, sigmoid):
+                return "log_sigmoid", -other.args[0]
+    return None
+
+
 #: NumPy implementations of the custom functions, by SymPy function name.
 NUMPY_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "log_sigmoid": _np_log_sigmoid,
     "sigmoid": _np_sigmoid,
     "step": _np_step,
     "relu": _np_relu,
@@ -211,6 +273,7 @@ def torch_functions() -> dict[str, Callable[..., Any]]:
         return torch.where(z > 0, torch.ones_like(z), a * torch.ones_like(z))
 
     return {
+        "log_sigmoid": torch.nn.functional.logsigmoid,
         "sigmoid": torch.sigmoid,
         "step": lambda z: (z > 0).to(z.dtype),
         "relu": torch.relu,

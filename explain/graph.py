@@ -279,7 +279,26 @@ def _partial(term: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
         hits = [i for i, a in enumerate(term.args) if symbol in a.free_symbols]
         if len(hits) == 1 and term.args[hits[0]] == symbol:
             return sp.Mul(*(a for i, a in enumerate(term.args) if i != hits[0]))
+    if term.is_Pow and term.exp.is_Number and not term.exp.is_Integer and symbol not in term.exp.free_symbols:
+        # The power rule as taught, e·b^(e−1)·b′: SymPy writes d/dw (−w)^2.0 as
+        # 2.0·(−w)^2.0/w, which divides by zero at w = 0 where the derivative is 0.
+        base, exponent = term.base, term.exp
+        return exponent * base ** (exponent - 1) * sp.diff(base, symbol)
+    if term.has(sp.Abs):
+        # Every value here is real, so |u|′ = sign(u)·u′; SymPy, not knowing that
+        # sqrt(w) is real, writes |sqrt(w)|′ with re, im and atan2.
+        real = term.replace(sp.Abs, _RealAbs)
+        return sp.diff(real, symbol).replace(_RealAbs, sp.Abs)
     return sp.diff(term, symbol)
+
+
+class _RealAbs(sp.Function):
+    """|u| of a real u, only while differentiating (see :func:`_partial`)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.sign(self.args[0])
 
 
 def _is_quotient(expr: sp.Expr) -> bool:

@@ -219,20 +219,29 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
 
     def binary(self, op: str, left: sp.Expr, right: sp.Expr) -> sp.Expr:
         if op == "+":
-            return left + right
+            return _in_range(left + right)
         if op == "-":
-            return left - right
+            return _in_range(left - right)
         if op == "*":
-            return left * right
+            return _in_range(left * right)
         if op == "/":
             if right == 0:
                 raise ZeroDivisionError
-            return left / right
+            return _in_range(left / right)
         if right.is_Number and abs(right) > MAX_EXPONENT:
             # 9**9**9: the inner power is folded to a number, and SymPy would
             # then compute the outer one exactly, hanging the process.
             raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
-        return left**right
+        if not left.free_symbols and left.is_negative and right.is_integer is not True:
+            # (-8)**(2/3), (-2)**x: complex in SymPy's principal branch; refused
+            # here, before Abs() or another function turns them into atan2 and im().
+            from .i18n import message
+
+            raise ValueError(message("finite_not_real", expr=sp.Pow(left, right, evaluate=False)))
+        if left.is_Pow and left.exp.is_integer is not True and right.is_integer:
+            # SymPy folds sqrt(x)**2 to x, defined at x < 0 where sqrt(x) is not: keep it as written.
+            return sp.Pow(left, right, evaluate=False)
+        return _in_range(left**right)
 
     def negate(self, operand: sp.Expr) -> sp.Expr:
         return -operand
@@ -245,7 +254,10 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
                 raise ValueError(f"{func}() reduces a per-sample stage over the samples: write {func}(NAME) "
                                  f"with one of {choices}")
             return REDUCTIONS[func](arg)
-        return USER_FUNCTIONS[func][0](*args)
+        if func == "exp" and isinstance(args[0], sp.log):
+            # SymPy folds exp(log(x)) to x, defined at x < 0 where log(x) is not: keep it as written.
+            return sp.exp(args[0], evaluate=False)
+        return _in_range(USER_FUNCTIONS[func][0](*args))
 
     def function_arity(self, func: str) -> tuple[int, int] | None:
         if self._reducible and func in REDUCTIONS:
@@ -257,6 +269,28 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
 
     def known_names(self) -> list[str]:
         return list(self._names) + list(CONSTANTS)
+
+
+def _in_range(result: sp.Expr) -> sp.Expr:
+    """``result``, unless SymPy folded it into a number beyond float64's range or a complex one.
+
+    Checked as each operation is built: SymPy carries on with such a number
+    (sigmoid(-exp(1e308))) into arithmetic that overflows inside mpmath.
+    """
+    if result.has(sp.I):  # sqrt(-1), log(-2): caught before SymPy turns cos(I*y) into a real cosh(y)
+        from .i18n import message
+
+        raise ValueError(message("finite_not_real", expr=result))
+    if result.is_Number:
+        try:
+            finite = math.isfinite(float(result))
+        except (OverflowError, TypeError, ValueError):
+            finite = False
+        if not finite:
+            from .i18n import message
+
+            raise ValueError(message("finite_out_of_range", number=_magnitude(result)))
+    return result
 
 
 def parse_expression(
@@ -279,7 +313,51 @@ def parse_expression(
         raise ExplainError(where, str(exc)) from None
     if result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise ExplainError(where, f"{_short(text)} is not finite")
+    _check_real(result, where)
     return result
+
+
+def _check_real(expr: sp.Expr, where: str) -> None:
+    """Refuse numbers that float64 cannot hold and constants that are not real.
+
+    ``exp(710.0)`` and ``1e308*10`` are folded by SymPy into numbers beyond
+    float64's range; ``(-8)**(2/3)`` is complex in SymPy's principal branch
+    (4·(−1)^(2/3)), and ``(-2)**x`` has the derivative ``(-2)**x·log(-2)``.
+    """
+    from .i18n import message
+
+    if expr.has(sp.I):
+        raise ExplainError(where, message("finite_not_real", expr="I"))
+    powers = expr.atoms(sp.Pow)
+    for power in powers:
+        if not power.base.free_symbols and power.base.is_negative and power.exp.is_integer is not True:
+            raise ExplainError(where, message("finite_not_real", expr=power))
+    # A power of two numbers that SymPy leaves unevaluated (1e308**pi) would be
+    # computed with Python floats, which raise OverflowError instead of giving inf.
+    constant = [p for p in powers if not p.free_symbols]
+    for number in [*expr.atoms(sp.Number), *constant]:
+        try:
+            finite = math.isfinite(float(number))
+        except TypeError:
+            # softplus(0.0)**2: a function SymPy does not evaluate, so not a number to
+            # check here; its value is checked for finiteness when it is computed.
+            continue
+        except (OverflowError, ValueError):
+            finite = False
+        if not finite:
+            raise ExplainError(where, message("finite_out_of_range", number=_magnitude(number)))
+
+
+def _magnitude(number: sp.Expr) -> str:
+    """A number too large for float64, written with 4 significant digits."""
+    try:
+        text = str(sp.Float(sp.N(number, 4), 4))
+    except (ArithmeticError, ValueError, TypeError):  # beyond even what Decimal formats
+        return _short(str(number))
+    mantissa, _, exponent = text.partition("e")
+    if len(exponent) > 8:
+        return f"{mantissa}e{exponent[:6]}… (an exponent of {len(exponent.lstrip('+-'))} digits)"
+    return text
 
 
 def symbols_for(names: list[str]) -> dict[str, sp.Symbol]:
@@ -343,6 +421,8 @@ class _NumericBuilder(_Builder[Any]):
             return np.linspace(float(args[0]), float(args[1]), _count(args[2], func))
         if func == "arange":
             step = float(args[2]) if len(args) == 3 else 1.0
+            if step == 0 or not math.isfinite(step):
+                raise ValueError("arange() needs a step that is a finite number other than 0")
             values = np.arange(float(args[0]), float(args[1]), step)
             if values.size > 10_000_000:
                 raise ValueError("arange() would make more than 10,000,000 values")

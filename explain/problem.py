@@ -264,7 +264,11 @@ class _Reader:
             if isinstance(value, list):
                 if not value:
                     raise ExplainError(where, "is an empty list")
-                column = np.array([self.number(v, f"{where}[{i}]", {}) for i, v in enumerate(value)], dtype=float)
+                entries = [self.number(v, f"{where}[{i}]", {}) for i, v in enumerate(value)]
+                for i, entry in enumerate(entries):
+                    if np.ndim(entry) != 0:  # [1, "randn(3)"]: a list inside the list
+                        raise ExplainError(f"{where}[{i}]", "must give a single number (one value per sample)")
+                column = np.array(entries, dtype=float)
                 if column.ndim != 1:
                     raise ExplainError(where, "must be a flat list of numbers")
             else:
@@ -392,6 +396,10 @@ class _Reader:
                     raise self.fail(f"[train] predict {key}", "must name a [data] column")
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise self.fail(f"[train] predict {key}", "must be a number")
+                if not math.isfinite(value):
+                    from .i18n import message
+
+                    raise self.fail(f"[train] predict {key}", message("finite_predict", value=value))
             predict = {k: float(v) for k, v in predict.items()}
         output = raw.get("output")
         if output is not None and output not in stages:

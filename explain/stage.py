@@ -36,7 +36,7 @@ from typing import Any, Union
 import sympy as sp
 
 from .errors import ExplainError
-from .functions import USER_FUNCTIONS
+from .functions import USER_FUNCTIONS, sigmoid, stable_form
 from .parse import _SymbolicBuilder, _walk, evaluate_value, is_valid_name, parse_expression
 from .problem import Problem, Stage
 from .written import written_add, written_mul
@@ -128,6 +128,25 @@ def _node_expr(op: _Op, args: list[sp.Expr]) -> tuple[str, sp.Expr]:
     return op.op, USER_FUNCTIONS[op.op][0](*args, evaluate=False)
 
 
+def _stable_log(op: _Op, visit: Any) -> sp.Expr | None:
+    """``log(sigmoid(z))`` or ``log(1 - sigmoid(z))`` as one node, or None.
+
+    They stay one operation, computed stably (:func:`explain.functions.stable_form`):
+    cut in two, σ(z) underflows to 0 below z ≈ −745 and its log is −inf.
+    """
+    if op.op != "log" or not isinstance(op.args[0], _Op):
+        return None
+    inner = op.args[0]
+    if inner.op == "sigmoid":
+        expr = sp.log(sigmoid(visit(inner.args[0])), evaluate=False)
+    elif (inner.op == "sum" and inner.signs == (1, -1) and inner.args[0] == 1
+          and isinstance(inner.args[1], _Op) and inner.args[1].op == "sigmoid"):
+        expr = sp.log(written_add(sp.S.One, -sigmoid(visit(inner.args[1].args[0]))), evaluate=False)
+    else:
+        return None
+    return expr if stable_form(expr) is not None else None
+
+
 def stage_text(text: str, where: str = EXPRESSION_SOURCE) -> list[Stage]:
     """Cut the expression ``text`` into one stage per written operation; the last is ``f``.
 
@@ -141,7 +160,11 @@ def stage_text(text: str, where: str = EXPRESSION_SOURCE) -> list[Stage]:
     def visit(t: _Tree) -> sp.Expr:
         if not isinstance(t, _Op):
             return t
-        name, expr = _node_expr(t, [visit(a) for a in t.args])  # operands first, left to right
+        stable = _stable_log(t, visit)
+        if stable is not None:
+            name, expr = "log", stable
+        else:
+            name, expr = _node_expr(t, [visit(a) for a in t.args])  # operands first, left to right
         if expr not in seen:  # the same operation written twice is one node used twice
             counters[name] = counters.get(name, 0) + 1
             node = f"{name}{counters[name]}"

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from . import finite
 from .compile import Program
 from .errors import ExplainError
 from .graph import Graph
@@ -217,7 +218,14 @@ def train(
     if dtype not in DTYPES:
         raise ExplainError("dtype", message("train_bad_dtype", dtype=dtype, choices=", ".join(DTYPES)))
     program = program or Program(Graph.from_problem(problem))
-    return _Trainer(problem, program, config, DTYPES[dtype]).run(dtype, progress)
+    # Not finite before the first update is the problem's own numbers, not the
+    # learning rate: report the step where it first appears, not a divergence.
+    finite.check(program.graph, program.evaluate())
+    training = _Trainer(problem, program, config, DTYPES[dtype]).run(dtype, progress)
+    if training.divergence is not None and training.divergence.step == 0:
+        # Finite in float64 (checked above) but not in float32, before any update.
+        raise ExplainError("dtype", message("train_not_finite_at_start", kind=training.divergence.kind, dtype=dtype))
+    return training
 
 
 def compare_learning_rates(problem: Problem, rates: Sequence[float], program: Program | None = None,
@@ -397,6 +405,8 @@ class _Trainer:
         isfinite = math.isfinite
         if not gd:
             losses[0] = f(full, n)[0]
+            if not isfinite(losses[0]):
+                return 0, Divergence(0, _kind(losses[0]))
         for begin in range(0, total, chunk):
             for t in range(begin, min(begin + chunk, total)):
                 leaves, size = batches[t % per]

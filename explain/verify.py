@@ -29,6 +29,7 @@ import sympy as sp
 
 from .derivation import Derivation
 from .errors import ExplainError
+from .functions import stable_form
 from .graph import Graph
 from .highprecision import HighPrecision, Unsupported, is_finite_real
 from .i18n import message
@@ -453,6 +454,9 @@ class _Interpreter:
             return self(base) ** self(exponent)
         if isinstance(expr, (sp.Function, sp.Max, sp.Min)):  # Max/Min are not sp.Function subclasses
             name = type(expr).__name__
+            stable = stable_form(expr)
+            if stable is not None:  # log(sigmoid(z)) as logsigmoid(z), as explain.compile computes it
+                return self.functions[stable[0]](self(stable[1]))
             if name not in self.functions:
                 raise ExplainError(name, message("verify_no_torch_function", name=name))
             args = [self(a) for a in expr.args]

@@ -81,54 +81,6 @@ def names_in(t: tuple) -> set[str]:
     return set().union(*(names_in(c) for c in children))
 
 
-def nested_max_min(t: tuple) -> bool:
-    """True when max (or min) is called directly on another max (min): SymPy flattens
-    them into one call with three arguments, which explain compiles wrongly today
-    (see test_oracle.test_nested_max_is_a_known_bug).  leaky_relu(min(…), a) with a
-    named slope meets the same bug: its derivative by the slope is min(min(…), 0)."""
-    kind = t[0]
-    if kind == "call":
-        if t[1] in ("max", "min") and any(a[0] == "call" and a[1] == t[1] for a in t[2]):
-            return True
-        if t[1] == "leaky_relu" and t[2][0][0] == "call" and t[2][0][1] == "min" and t[2][1][0] != "num":
-            return True
-        return any(nested_max_min(a) for a in t[2])
-    return any(nested_max_min(c) for c in t[1:] if isinstance(c, tuple))
-
-
-def constant_custom_in_max_min(t: tuple) -> bool:
-    """True when max/min gets a constant argument that calls relu, leaky_relu or softplus:
-    explain rejects it today ("relu(0.3) is not comparable", see test_oracle); and
-    leaky_relu(constant, a) with a named slope, which crashes the same way."""
-    kind = t[0]
-    if kind == "call":
-        if t[1] in ("max", "min") and any(not names_in(a) and _calls(a, ("relu", "leaky_relu", "softplus")) for a in t[2]):
-            return True
-        if t[1] == "leaky_relu" and t[2][1][0] != "num" and not names_in(t[2][0]) and \
-                _calls(t[2][0], ("relu", "leaky_relu", "softplus")):
-            return True   # its derivative by the slope is min(constant, 0)
-        return any(constant_custom_in_max_min(a) for a in t[2])
-    return any(constant_custom_in_max_min(c) for c in t[1:] if isinstance(c, tuple))
-
-
-def abs_of_root(t: tuple) -> bool:
-    """True when abs() is taken of something with sqrt or a fractional power inside:
-    explain crashes today ("no numeric implementation of atan2", see test_oracle)."""
-    kind = t[0]
-    if kind == "call":
-        if t[1] == "abs" and _has_root(t[2][0]):
-            return True
-        return any(abs_of_root(a) for a in t[2])
-    return any(abs_of_root(c) for c in t[1:] if isinstance(c, tuple))
-
-
-def _has_root(t: tuple) -> bool:
-    if t[0] == "pow" and float(t[2]) != int(t[2]):
-        return True
-    return _calls(t, ("sqrt",)) or any(_has_root(c) for c in t[1:] if isinstance(c, tuple)) or \
-        (t[0] == "call" and any(_has_root(a) for a in t[2]))
-
-
 def sympy_expr(t: tuple) -> Any:
     """The tree as SymPy builds it with its own operators (nothing from explain)."""
     import sympy as sp
@@ -172,26 +124,6 @@ def sympy_names(t: tuple) -> set[str]:
     """
     expr = sympy_expr(t)
     return names_in(t) if expr is None else {s.name for s in expr.free_symbols}
-
-
-def flattened_max_min(t: tuple) -> bool:
-    """True when SymPy's simplification leaves a max/min of three or more arguments
-    (max(max(a, s - s), b) is Max(a, b, 0)): the bug of nested_max_min."""
-    import sympy as sp
-
-    expr = sympy_expr(t)
-    return expr is not None and any(len(m.args) > 2 for m in expr.atoms(sp.Max, sp.Min))
-
-
-def known_bug(t: tuple) -> bool:
-    """Trees that meet one of the bugs the oracle found (each kept as its own xfail test)."""
-    return nested_max_min(t) or constant_custom_in_max_min(t) or abs_of_root(t) or flattened_max_min(t)
-
-
-def _calls(t: tuple, functions: tuple[str, ...]) -> bool:
-    if t[0] == "call":
-        return t[1] in functions or any(_calls(a, functions) for a in t[2])
-    return any(_calls(c, functions) for c in t[1:] if isinstance(c, tuple))
 
 
 def partial_names(t: tuple, s: str) -> set[str] | None:

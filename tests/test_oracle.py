@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import explain
 
 from .oracle_model import (
-    Layer, Network, Reject, Spec, first_batch, hits_item1, leaf_numbers, names_in, known_bug, sympy_names, network_reference,
+    Layer, Network, Reject, Spec, first_batch, hits_item1, leaf_numbers, names_in, sympy_names, network_reference,
     one_step, problem_toml, reference,
 )
 
@@ -34,8 +34,7 @@ SCALE = int(os.environ.get("EXPLAIN_ORACLE_SCALE", "1"))
 
 
 def bounded(n: int, shrink: bool = True) -> settings:
-    # No "explain" phase (it reruns failing examples many times); the xfail tests
-    # do not shrink either: they only have to fail, and fast.
+    # No "explain" phase: it reruns failing examples many times.
     phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if shrink else [])]
     return settings(
         max_examples=n * SCALE, deadline=None, derandomize=SCALE == 1, database=None, phases=phases,
@@ -242,9 +241,6 @@ def check_problem(spec: Spec, item1: bool | None = None) -> None:
     ``item1`` keeps only the problems that do (True) or do not (False) meet issue 8 item 1.
     """
     problem_text = problem_toml(spec)
-    trees_ = [t for _, t in (*spec.forward, *spec.cost)] + [v for _, v in (*spec.values, *spec.data) if isinstance(v, tuple) and v[0] != "linspace"]
-    if any(known_bug(t) for t in trees_):
-        reject()   # known bugs, kept as their own xfail tests below
     if cancelled_data(spec):
         reject()   # x - (b + x): explain, like SymPy, sees no data in it (a choice, not a bug)
     try:
@@ -393,16 +389,14 @@ def _derive(forward: str, parameters: str = "w = 0.25"):
     return explain.derive(explain.loads(f"[parameters]\n{parameters}\n[forward]\n{forward}\n"))
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="oracle finding: max of a max does not compile")
-def test_nested_max_is_a_known_bug():
+def test_nested_max_compiles():
     # SymPy flattens max(w, max(b, 1)) into Max(1, b, w); the compiled code then calls
     # np.maximum with three arguments, the third being `out`.  By hand: 1, ∂/∂w = 0.
     d = _derive('E = "max(w, max(b, 1.0))"', "w = 0.3\nb = -1.0")
     assert d.loss_value == 1.0 and d.gradients["w"].value == 0.0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="oracle finding: max of a max overwrites a data column")
-def test_nested_max_over_data_is_a_known_bug():
+def test_nested_max_over_data_leaves_the_data_alone():
     # The same bug when the third argument is a data column: np.maximum(0.0, w, x)
     # writes its result into x.  No error; the data are changed in place and the
     # gradient is wrong.  By hand: l_i = max(0.5, 0.1 or 0.2, 0) = 0.5, L = 1.0,
@@ -413,24 +407,21 @@ def test_nested_max_over_data_is_a_known_bug():
     assert d.loss_value == 1.0 and d.gradients["w"].value == 2.0
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason="oracle finding: (-w)**2.0 at w = 0")
-def test_float_power_of_a_negated_zero_is_a_known_bug():
+def test_float_power_of_a_negated_zero():
     # The local derivative of E = (-w)**2.0 is written 2.0*E/w, which divides by
     # w = 0.  By hand: E = 0 and ∂E/∂w = 2w = 0 ((-w)**2 with a whole 2 works).
     d = _derive('E = "(-w)**2.0"', "w = 0.0")
     assert d.loss_value == 0.0 and d.gradients["w"].value == 0.0
 
 
-@pytest.mark.xfail(strict=True, raises=explain.ExplainError, reason="oracle finding: max(w, relu(0.3)) is refused")
-def test_max_with_a_constant_relu_is_a_known_bug():
+def test_max_with_a_constant_relu():
     # A valid expression refused with SymPy's "The argument 'relu(0.3)' is not
     # comparable" (sigmoid(0.3) and exp(0.3) are accepted).  By hand: max(0.25, 0.3) = 0.3, ∂/∂w = 0.
     d = _derive('E = "max(w, relu(0.3))"')
     assert d.loss_value == pytest.approx(0.3) and d.gradients["w"].value == 0.0
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="oracle finding: leaky_relu(relu(0.3), w) crashes")
-def test_leaky_relu_of_a_constant_relu_with_a_named_slope_is_a_known_bug():
+def test_leaky_relu_of_a_constant_relu_with_a_named_slope():
     # The derivative by the slope, min(relu(0.3), 0), meets the same "not comparable"
     # as above, but here as an uncaught ValueError while the Graph is built.
     # By hand: relu(0.3) = 0.3 > 0, so E = 0.3 and ∂E/∂w = 0.
@@ -438,8 +429,7 @@ def test_leaky_relu_of_a_constant_relu_with_a_named_slope_is_a_known_bug():
     assert d.loss_value == pytest.approx(0.3) and d.gradients["w"].value == 0.0
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="oracle finding: abs(sqrt(w)) does not compile")
-def test_abs_of_a_square_root_is_a_known_bug():
+def test_abs_of_a_square_root():
     # SymPy differentiates Abs of a possibly complex sqrt with atan2/im, which
     # explain cannot compile ("no numeric implementation of atan2").
     # By hand: |sqrt(0.25)| = 0.5, ∂/∂w = 1/(2·sqrt(0.25)) = 1.

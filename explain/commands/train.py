@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -138,6 +139,8 @@ def _prediction(run: Any, m: Messages, precision: int, when: str) -> str | None:
         return None
     inputs = ", ".join(f"{k} = {number(v, precision)}" for k, v in p.inputs.items())
     value = p.before if when == "before" else p.after
+    if not math.isfinite(value):  # after a divergence: the divergence report says why
+        return None
     return m(f"train_predict_{when}", output=p.output, inputs=inputs, value=number(value, precision))
 
 

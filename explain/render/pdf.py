@@ -302,7 +302,8 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     for name, gradient in d.gradients.items():
         row = [[Math(s.name(name))], [Math(s.number(g.leaf_values[name]))], [Math(s.number(gradient.value))]]
         if after is not None:
-            row.append([Math(s.number(after[1][name]))] if name in after[1] else [Text("")])
+            # _num: after a divergence the parameters are not finite (null in the training's dict).
+            row.append([Math(_num(s, after[1][name]))] if name in after[1] else [Text("")])
         rows.append(row)
     add(Table(header, rows, "lrr" + "r" * (after is not None)))
 
