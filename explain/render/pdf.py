@@ -550,6 +550,6 @@ def solution_pdf(solution: Any, lang: str = "en", precision: int = 4) -> bytes:
 
 def write_pdf(solution: Any, path: str | Path, lang: str = "en", precision: int = 4) -> None:
     """Write the worked solution to ``path`` as PDF; nothing is left behind on failure."""
-    from ..commands import write_atomic
+    from ..files import write_atomic
 
     write_atomic(path, solution_pdf(solution, lang=lang, precision=precision))
