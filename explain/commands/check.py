@@ -175,10 +175,13 @@ def render_csv(reports: Sequence[Report]) -> str:
 
     Every cell goes through :func:`~explain.sanitize.csv_cell`: text that a
     spreadsheet would run as a formula (``=HYPERLINK(…)``, ``-x*w``) gets a
-    leading single quote; numbers such as ``-0.25`` stay numbers.
+    leading single quote; numbers such as ``-0.25`` stay numbers.  Rows end
+    with CRLF, as RFC 4180 says.
     """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF rows (RFC 4180): then the csv module also quotes a lone CR inside a cell,
+    # which with "\n" rows it writes bare, and a spreadsheet would start a new row there.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["student", "file", "key", "given", "expected", "verdict", "code", "message", "suggested_step"])
     for r in reports:
         for i in r.items:
