@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("broadcast", help="explain a broadcast of two tensor shapes")
     p.add_argument("shapes", nargs=2, metavar="SHAPE", help='shapes such as "(3,)" "(3,1)"')
     _common(p)
+    for command in sub.choices.values():  # `explain solve --debug …` works as well as `explain --debug solve …`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -124,18 +126,25 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(_expression_operand(parser, argv))
-    if args.command is None:
-        parser.print_help()
-        return 2
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (an embedding program): keep its handler
         previous = None
+    args = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(_expression_operand(parser, argv))
+        if args.command is None:
+            parser.print_help()
+            return 2
         return _run(args, argv)
+    except KeyboardInterrupt:
+        print(_message(getattr(args, "lang", "en"), "interrupted"), file=sys.stderr)
+        return 130
+    except Terminated:
+        print(_message(getattr(args, "lang", "en"), "terminated"), file=sys.stderr)
+        return 143
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -154,12 +163,6 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         command = import_module(f"explain.commands.{args.command}")
         with all_or_none():
             return int(command.run(args))
-    except KeyboardInterrupt:
-        print(_message(lang, "interrupted"), file=sys.stderr)
-        return 130
-    except Terminated:
-        print(_message(lang, "terminated"), file=sys.stderr)
-        return 143
     except BrokenPipeError:
         _quiet_stdout()  # the reader went away (`explain … | head`): nothing more to say
         return 141
