@@ -5,12 +5,15 @@ Every command of the CLI is one of these calls followed by a renderer.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .derivation import Derivation, derive
+from .errors import ExplainError
 from .problem import Problem, load
 
 
@@ -29,9 +32,50 @@ def grad(expr: str, wrt: Sequence[str] | str | None = None, at: Mapping[str, Any
     """
     from .stage import expression_problem
 
+    wrt = _names(wrt)
+    return derive(expression_problem(expr, wrt or None, _values(at)))
+
+
+def _names(wrt: object) -> list[str]:
+    """``wrt`` as a list of names; anything else is the caller's mistake, said as an ExplainError."""
+    if wrt is None:
+        return []
     if isinstance(wrt, str):
-        wrt = [w.strip() for w in wrt.split(",") if w.strip()]
-    return derive(expression_problem(expr, list(wrt) if wrt else None, at))
+        return [w.strip() for w in wrt.split(",") if w.strip()]
+    if not isinstance(wrt, (list, tuple)) or not all(isinstance(w, str) for w in wrt):
+        raise ExplainError("wrt", f"expected names as text (\"w,b\" or [\"w\", \"b\"]), got {_short(wrt)}")
+    return list(wrt)
+
+
+def _values(at: object) -> dict[str, Any]:
+    """``at`` as a mapping from names to real numbers or text such as ``"pi/4"``."""
+    if at is None:
+        return {}
+    if not isinstance(at, Mapping):
+        raise ExplainError("at", f"expected a mapping of names to values, such as {{'x': 1.5}}, got {_short(at)}")
+    values: dict[str, Any] = {}
+    for name, value in at.items():
+        if not isinstance(name, str):
+            raise ExplainError("at", f"names must be text, got {_short(name)}")
+        where = f"at {name}"
+        if isinstance(value, str):
+            values[name] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ExplainError(where, f"expected a real number or text such as \"pi/4\", got {_short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ExplainError(where, f"the number is too large for a float (about 1.8e308 at most): {_short(value)}") from None
+        if not math.isfinite(number):
+            raise ExplainError(where, f"must be a finite number, got {number}")
+        values[name] = number
+    return values
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 @dataclass

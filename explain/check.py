@@ -20,9 +20,11 @@ equivalence.  A wrong answer gets a diagnosis from :mod:`explain.diagnose`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import sys
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -100,14 +102,9 @@ class Answers:
 
 def read_answers(path: str | Path) -> Answers:
     """Read an answers file; an unreadable one raises :class:`ExplainError` naming the file and line."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExplainError(source, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExplainError(source, f"cannot read the file ({exc})") from None
-    return parse_answers(text, source)
+    from .files import read_input  # a FIFO or a device is refused, not waited on
+
+    return parse_answers(read_input(path), str(path))
 
 
 def parse_answers(text: str, source: str = "<answers>") -> Answers:
@@ -640,6 +637,52 @@ def _start_worker(problem: str, rtol: float | None, lang: str) -> None:
         _GRADER, _GRADER_KEY = Grader(problem, rtol=rtol, lang=lang), key
 
 
+def _start_child(parent: int, problem: str, rtol: float | None, lang: str) -> None:
+    """Worker initializer: die with the parent, leave Ctrl-C to it, then derive as usual.
+
+    A forked worker inherits the parent's SIGTERM handler (which raises in the
+    CLI); it gets the default back.  SIGINT reaches the whole process group on
+    Ctrl-C: workers ignore it and the parent stops them.  On Linux the kernel
+    also sends SIGTERM when the parent dies for any reason (even SIGKILL).
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    _start_worker(problem, rtol, lang)
+
+
+def _die_with_parent(parent: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _stop_workers(pool: Any) -> None:
+    """Kill the workers now (an error or a signal in the parent) instead of waiting for their chunks."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+
+
 def _grade_chunk(paths: Sequence[str]) -> list[Graded]:
     assert _GRADER is not None
     results = []
@@ -684,14 +727,19 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     size = max(1, min(50, len(paths) // (jobs * 8)))
     chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
     by_path: dict[str, Graded] = {}
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(problem, rtol, lang)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_child,
+                               initargs=(os.getpid(), problem, rtol, lang))
+    try:
         futures = [pool.submit(_grade_chunk, chunk) for chunk in chunks]
         for future in as_completed(futures):
             done = future.result()
             by_path.update({g.path: g for g in done})
             if progress:
                 progress(len(done))
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
     return [by_path[p] for p in paths]
 
 

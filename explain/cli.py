@@ -4,15 +4,23 @@ Each subcommand parses its arguments, calls one function of
 ``explain.commands.<name>`` and prints what it returns.  Nothing heavy is
 imported before a subcommand runs, so ``explain --help`` is instant.
 
-Exit codes: 0 success; 1 a check or verification found a mismatch; 2 bad input.
+Exit codes (docs/limits.md): 0 success; 1 a check or verification found a
+mismatch; 2 bad input; 3 an internal error (a bug: the message asks for a
+report, ``--debug`` shows the traceback); 130 and 143 interrupted by SIGINT
+or SIGTERM.  Every command runs inside :func:`explain.files.all_or_none`, so
+an error or a signal leaves no output file behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from types import FrameType
 
 FORMATS = ("text", "markdown", "latex", "typst", "json")
 LANGS = ("en", "zh")
@@ -30,13 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="explain",
         description="Gradients explained step by step: chain rule, graph, verification, training, worked solutions.",
-        epilog="Exit codes: 0 success, 1 a check or verification found a mismatch, 2 bad input.",
+        epilog="Exit codes: 0 success, 1 a check or verification found a mismatch, 2 bad input, "
+               "3 internal error (please report it), 130/143 interrupted (docs/limits.md).",
     )
     parser.add_argument("--version", action="version", version="explain 0.1.0")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("grad", help="step-by-step chain rule for one expression")
-    p.add_argument("expr", help='the expression, e.g. "sigmoid(w*x + b)"')
+    p.add_argument("expr", help='the expression, e.g. "sigmoid(w*x + b)"; it may start with "-" ("-x*w")')
     p.add_argument("--wrt", default="", help="variables to differentiate with respect to, e.g. w,b (default: all)")
     p.add_argument("--at", default="", help="values of the variables, e.g. w=1,b=2,x=3")
     _common(p)
@@ -100,29 +110,140 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("broadcast", help="explain a broadcast of two tensor shapes")
     p.add_argument("shapes", nargs=2, metavar="SHAPE", help='shapes such as "(3,)" "(3,1)"')
     _common(p)
+    for command in sub.choices.values():  # `explain solve --debug …` works as well as `explain --debug solve …`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+#: Options naming an output file, checked before any work (the variants directory is checked by its command).
+OUTPUT_OPTIONS = {"output": "--output", "pdf": "--pdf", "graph": "--graph", "plot": "--plot", "report": "--report"}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that ``finally`` blocks and cleanups run."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        command = import_module(f"explain.commands.{args.command}")
-        return int(command.run(args))
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): keep its handler
+        previous = None
+    args = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(_expression_operand(parser, argv))
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return _run(args, argv)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(_message(getattr(args, "lang", "en"), "interrupted"), file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - bad input is reported, not a traceback
-        from .errors import ExplainError
+    except Terminated:
+        print(_message(getattr(args, "lang", "en"), "terminated"), file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from .files import all_or_none, check_output
+    from .errors import ExplainError
+    from .sanitize import printable
+
+    lang = getattr(args, "lang", "en")
+    try:
+        for dest, option in OUTPUT_OPTIONS.items():
+            if getattr(args, dest, None):
+                check_output(getattr(args, dest), option)  # all outputs checked before the first is written
+        command = import_module(f"explain.commands.{args.command}")
+        with all_or_none():
+            return int(command.run(args))
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader went away (`explain … | head`): nothing more to say
+        return 141
+    except Exception as exc:  # noqa: BLE001 - bad input is reported, a bug is reported as one
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
         if isinstance(exc, ExplainError):
-            print(f"explain: error: {exc}", file=sys.stderr)
-            return getattr(exc, "exit_code", 2)
-        raise
+            print(f"explain: error: {printable(str(exc))}", file=sys.stderr)
+            return getattr(exc, "exit_code", 2)  # 1 for a verification that failed
+        reason = printable(f"{type(exc).__name__}: {exc}")
+        command_line = printable(shlex.join(["explain", *argv]))
+        print(_message(lang, "internal_error", reason=reason, command=command_line), file=sys.stderr)
+        if not args.debug:
+            print(_message(lang, "internal_error_debug"), file=sys.stderr)
+        return 3
+
+
+def _message(lang: str, key: str, **fields: str) -> str:
+    from .i18n import Messages
+
+    try:
+        return Messages(lang)(key, **fields)
+    except Exception:  # noqa: BLE001 - an unknown language must not hide the message
+        return Messages("en")(key, **fields)
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _expression_operand(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Let ``grad``'s expression start with ``-`` (``explain grad "-x*w" --wrt w``).
+
+    argparse reads ``-x*w`` as an unknown option.  The first word after
+    ``grad`` that starts with ``-`` but is not one of grad's options (nor an
+    option's value) is the expression: it is passed after ``--``, where
+    argparse takes it as the positional.
+    """
+    if "grad" not in argv:
+        return argv
+    start = argv.index("grad") + 1
+    if any(not a.startswith("-") for a in argv[:start - 1]):  # "grad" is not the command word
+        return argv
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    options = sub.choices["grad"]._option_string_actions  # noqa: SLF001
+    words = argv[start:]
+    expect_value = False
+    for i, word in enumerate(words):
+        if expect_value:
+            expect_value = False
+            continue
+        if word == "--" or word == "-" or not word.startswith("-"):
+            return argv  # the expression is there already
+        name = word.split("=", 1)[0]
+        action = options.get(name) or (_long_prefix(name, options) if word.startswith("--") else None)
+        if action is not None:
+            expect_value = action.nargs != 0 and "=" not in word
+            continue
+        if word[:2] in options:  # a short option with its value attached: -p6, -ofile.txt
+            continue
+        return argv[:start] + words[:i] + words[i + 1:] + ["--", word]
+    return argv
+
+
+def _long_prefix(name: str, options: dict[str, argparse.Action]) -> argparse.Action | None:
+    """argparse accepts unambiguous prefixes of long options (``--prec`` for ``--precision``)."""
+    if not name[2:].replace("-", "").isalnum():
+        return None
+    matches = {options[o] for o in options if o.startswith(name)}
+    return matches.pop() if len(matches) == 1 else None
+
 
 
 if __name__ == "__main__":

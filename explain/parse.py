@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -98,7 +99,11 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
     if not text.strip():
         raise ExplainError(where, "expression is empty")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():
+            # "2if x else 1" makes Python's tokenizer warn ("invalid decimal literal") on
+            # stderr before the error we report; the user gets our message only.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExplainError(where, f"not a valid expression: {exc.msg} in {_short(text)}") from None
     except (RecursionError, MemoryError, ValueError):

@@ -107,15 +107,9 @@ def load(path: str | Path) -> Problem:
     Raises :class:`ExplainError` naming the file, the key and the reason when
     anything is wrong with it.
     """
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExplainError(source, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExplainError(source, f"cannot read the file ({exc})") from None
-    return loads(text, source=source)
+    from .files import read_input  # regular files only: a FIFO would block forever
+
+    return loads(read_input(path), source=str(Path(path)))
 
 
 def loads(text: str, source: str = "<problem>") -> Problem:

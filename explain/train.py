@@ -37,7 +37,7 @@ import numpy as np
 
 from . import finite
 from .compile import Program
-from .errors import ExplainError
+from .errors import ExplainError, located
 from .graph import Graph
 from .i18n import Messages, message
 from .problem import Problem, TrainConfig
@@ -250,7 +250,7 @@ def plot_losses(trainings: Sequence[Training], path: str | Path, lang: str = "en
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # log-scale transforms of huge losses
         data = _draw(trainings, fmt, Messages(lang), title)
-    from .commands import write_atomic
+    from .files import write_atomic
 
     write_atomic(path, data)
 
@@ -345,6 +345,8 @@ class _Trainer:
             raise ExplainError("optimizer", message("train_needs_data", optimizer=config.optimizer))
         if config.optimizer == "minibatch" and not config.batch_size:
             raise ExplainError("batch_size", message("train_needs_batch_size"))
+        if config.predict:  # a prediction that cannot be made is said before the run, not after it
+            prediction_output(graph, list(config.predict), config.output, problem.source)
         start = {**problem.parameters, **problem.values, **problem.data}
         self.full = [_cast(v, dtype) for v in program.leaves(start)]
         self.batches = self._batches(nodes, graph)
@@ -447,7 +449,7 @@ def _cast(value: Any, dtype: Any) -> Any:
 
 
 # -- prediction ---------------------------------------------------------------
-def prediction_output(graph: Graph, inputs: Sequence[str], output: str | None = None) -> str:
+def prediction_output(graph: Graph, inputs: Sequence[str], output: str | None = None, source: str = "") -> str:
     """Which stage is "the model's output" for a prediction at ``inputs``.
 
     ``[train] output`` when given; otherwise the last stage before the loss
@@ -456,7 +458,7 @@ def prediction_output(graph: Graph, inputs: Sequence[str], output: str | None = 
     """
     if output is not None:
         if output not in graph.nodes or graph.nodes[output].is_leaf:
-            raise ExplainError("[train] output", message("train_bad_output", name=output))
+            raise ExplainError(located(source, "[train] output"), message("train_bad_output", name=output))
         return output
     needs: dict[str, set[str]] = {}
     for node in graph:
@@ -467,7 +469,7 @@ def prediction_output(graph: Graph, inputs: Sequence[str], output: str | None = 
     given = set(inputs)
     candidates = [n.name for n in graph.stages if n.name != graph.loss and needs[n.name] and needs[n.name] <= given]
     if not candidates:
-        raise ExplainError("[train] predict", message("train_no_output", inputs=", ".join(inputs)))
+        raise ExplainError(located(source, "[train] predict"), message("train_no_output", inputs=", ".join(inputs)))
     return candidates[-1]
 
 
@@ -477,7 +479,7 @@ def predict(problem: Problem, program: Program, training: Training) -> Predictio
     if config is None or not config.predict:
         return None
     graph = program.graph
-    output = prediction_output(graph, list(config.predict), config.output)
+    output = prediction_output(graph, list(config.predict), config.output, problem.source)
     one = {name: np.array([config.predict.get(name, 0.0)]) for name in problem.data}
 
     def at(state: Mapping[str, float]) -> float:

@@ -74,11 +74,10 @@ def make_variants(path: str | Path, n: int, seed: int = 1) -> list[Variant]:
     """Draw ``n`` variants of the problem file at ``path`` (reproducible from ``seed``)."""
     if not 1 <= n <= 10_000:
         raise ExplainError("-n", f"must be between 1 and 10000, got {n}")
+    from .files import read_input
+
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExplainError(source, f"cannot read the file ({exc})") from None
+    text = read_input(path)
     loads(text, source)  # the original must be valid before anything is drawn
     raw = tomllib.loads(text)
     width = max(2, len(str(n)))

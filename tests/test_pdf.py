@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 import warnings
 from pathlib import Path
@@ -254,3 +255,17 @@ def test_axis_ticks_are_round_numbers() -> None:
     lo, hi, ticks = axis(0, 0.2097)
     assert lo == 0 and hi >= 0.2097 and ticks[1] == 0.05
     assert axis(-2.3, 1.2, log=True) == (-3, 2, [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0])
+
+
+@needs_pdftotext
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_the_command_line_pdf_carries_the_graph(tmp_path: Path) -> None:
+    # Regression: inside the command's all-or-none output batch, the graph drawn into the
+    # PDF's own temporary folder was held back with the user's files and lost, so
+    # `solve --pdf` failed (or printed a PDF without the graph).
+    out = tmp_path / "s.pdf"
+    done = subprocess.run([sys.executable, "-m", "explain", "solve", str(SEED003), "--pdf", str(out), "--no-train"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = pdf_text(out)
+    assert "The computation graph: each node shows its formula" in text   # the figure's caption

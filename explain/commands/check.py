@@ -20,6 +20,7 @@ from ..check import Graded, Report, grade_files
 from ..errors import ExplainError
 from ..i18n import Messages
 from ..render.mathprint import TextMath
+from ..sanitize import csv_cell, printable
 from . import emit, use_color, write_atomic
 
 FORMATS = ("text", "markdown", "json")
@@ -47,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
         raise ExplainError("", "\n".join(errors))
     reports = [g.report for g in graded if g.report is not None]
     if args.report:
-        write_atomic(args.report, render_csv(reports))
-    emit(render(reports, args.format, args.precision, args.lang), args.output)
+        write_atomic(args.report, render_csv(reports), option="--report")
+    emit(render(reports, args.format, args.precision, args.lang), args.output,
+         colored=args.format == "text" and use_color())
     return 0 if all(r.passed for r in reports) else 1
 
 
@@ -137,12 +139,14 @@ def render_text(reports: Sequence[Report], precision: int = 6, lang: str = "en",
 def _rich_table(title: str, header: list[str], rows: list[list[str]], footer: str, verdicts: list[str]) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, caption=footer)
+    table = Table(title=Text(printable(title)), caption=Text(printable(footer)))
     for h in header:
         table.add_column(h)
     for row, verdict in zip(rows, verdicts):
-        table.add_row(*row, style=_COLORS.get(verdict))
+        # Text, not markup: a key such as "[red]x" or an ESC from an answers file is shown as written.
+        table.add_row(*(Text(printable(str(c))) for c in row), style=_COLORS.get(verdict))
     console = Console(file=io.StringIO(), force_terminal=True, width=max(100, Console().width))
     console.print(table)
     return console.file.getvalue()  # type: ignore[attr-defined, no-any-return]
@@ -173,18 +177,27 @@ def render_markdown(reports: Sequence[Report], precision: int = 6, lang: str = "
 
 
 def render_csv(reports: Sequence[Report]) -> str:
-    """One row per student and item (``--report``)."""
+    """One row per student and item (``--report``).
+
+    Every cell goes through :func:`~explain.sanitize.csv_cell`: text that a
+    spreadsheet would run as a formula (``=HYPERLINK(…)``, ``-x*w``) gets a
+    leading single quote; numbers such as ``-0.25`` stay numbers.  Rows end
+    with CRLF, as RFC 4180 says.
+    """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # CRLF rows (RFC 4180): then the csv module also quotes a lone CR inside a cell,
+    # which with "\n" rows it writes bare, and a spreadsheet would start a new row there.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["student", "file", "key", "given", "expected", "verdict", "code", "message", "suggested_step"])
     for r in reports:
         for i in r.items:
             d = i.diagnosis
             expected = i.to_dict()["expected"]
-            writer.writerow([r.student, r.source, i.key, _given(i.given),
-                             json.dumps(expected) if isinstance(expected, list) else ("" if expected is None else repr(expected)),
-                             i.verdict, d.code if d else "", d.message if d else (i.note or ""),
-                             d.suggested_step if d else ""])
+            row = [r.student, r.source, i.key, _given(i.given),
+                   json.dumps(expected) if isinstance(expected, list) else ("" if expected is None else repr(expected)),
+                   i.verdict, d.code if d else "", d.message if d else (i.note or ""),
+                   d.suggested_step if d else ""]
+            writer.writerow([csv_cell(c) for c in row])
     return out.getvalue()
 
 

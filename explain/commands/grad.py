@@ -13,7 +13,9 @@ def run(args: argparse.Namespace) -> int:
 
     wrt = [w.strip() for w in args.wrt.split(",") if w.strip()] or None
     derivation = grad(args.expr, wrt=wrt, at=parse_assignments(args.at))
-    emit(render(derivation, args), args.output)
+    from .solve import colored
+
+    emit(render(derivation, args), args.output, colored=colored(args))
     return 0
 
 

@@ -22,17 +22,26 @@ if TYPE_CHECKING:
 def run(args: argparse.Namespace) -> int:
     """Load, derive, draw; print the path written."""
     from ..derivation import derive
-    from ..errors import ExplainError
-    from ..i18n import Messages
     from ..problem import load
-    from ..render.dot import FORMATS
 
     output = Path(args.output) if args.output else Path(Path(args.problem).stem + ".svg")
-    if output.suffix.lower().lstrip(".") not in FORMATS:  # fail before the work, not after
-        raise ExplainError(str(output), Messages(args.lang)("graph_unknown_format", suffix=output.suffix or "(none)"))
+    check_graph_path(output, "--output", args.lang)  # fail before the work, not after
     derivation = derive(load(args.problem))
     return draw(derivation, output, highlight=args.highlight, level=args.level,
                 precision=args.precision, lang=args.lang)
+
+
+def check_graph_path(output: str | Path, option: str, lang: str = "en") -> None:
+    """A drawable suffix and a writable regular-file path, checked before any work."""
+    from ..errors import ExplainError
+    from ..files import check_output
+    from ..i18n import Messages
+    from ..render.dot import FORMATS
+
+    output = Path(output)
+    if output.suffix.lower().lstrip(".") not in FORMATS:
+        raise ExplainError(f"{option} {output}", Messages(lang)("graph_unknown_format", suffix=output.suffix or "(none)"))
+    check_output(output, option)
 
 
 def draw(
@@ -44,8 +53,10 @@ def draw(
     Prints the path written to standard error and, when Graphviz is missing,
     the install hint to standard error.  Returns the exit code (0).
     """
+    from ..files import after_commit
     from ..i18n import Messages
     from ..render.dot import GraphvizMissingWarning, write_graph
+    from ..sanitize import printable
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GraphvizMissingWarning)
@@ -55,6 +66,8 @@ def draw(
             print(f"explain: warning: {w.message}", file=sys.stderr)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    # On stderr, so that `solve --graph g.svg --format json` still prints pure JSON.
-    print(Messages(lang)("graph_written", path=written), file=sys.stderr)
+    # On stderr, so that `solve --graph g.svg --format json` still prints pure JSON;
+    # once the file is in place (the CLI holds every output until the command succeeds).
+    done = printable(Messages(lang)("graph_written", path=written))
+    after_commit(lambda: print(done, file=sys.stderr))
     return 0

@@ -12,6 +12,10 @@ def run(args: argparse.Namespace) -> int:
     from ..api import solve
     from ..problem import load
 
+    if args.graph:
+        from .graph import check_graph_path
+
+        check_graph_path(args.graph, "--graph", args.lang)  # before the work, like every output path
     problem = load(args.problem)
     solution = solve(problem, verify=not args.no_verify and _torch_available(), train=not args.no_train,
                      device=args.device, dtype=args.dtype)
@@ -23,9 +27,14 @@ def run(args: argparse.Namespace) -> int:
         from ..render.pdf import write_pdf
 
         write_pdf(solution, args.pdf, lang=args.lang, precision=min(args.precision, 6))
-    emit(render_solution(solution, args), args.output)
+    emit(render_solution(solution, args), args.output, colored=colored(args))
     verification = solution.verification
     return 1 if verification is not None and not verification.passed else 0
+
+
+def colored(args: argparse.Namespace) -> bool:
+    """Whether the text renderers colour this output (then they made user text printable themselves)."""
+    return args.format == "text" and use_color() and not args.output
 
 
 def _torch_available() -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ExplainError
 from ..i18n import Messages
+from ..sanitize import printable
 from . import emit, use_color
 from .verify import check_format, markdown_table, number, rich_table, text_table
 
@@ -292,4 +293,4 @@ def _print_rich(runs: Sequence[Any], m: Messages, precision: int, quiet: bool, p
         else:
             console.print(item)
     if plot:
-        console.print(m("train_plot_written", path=plot), markup=False)
+        console.print(printable(m("train_plot_written", path=plot)), markup=False)

@@ -4,6 +4,8 @@ Writes ``DIR/variant_01.toml`` …, a worked-solution PDF beside each (when the
 PDF renderer is available and ``--no-pdf`` is not given), and one answer key as
 ``answer_key.csv`` and ``answer_key.json``.  Every variant is drawn and derived
 before the first file is written, so bad input leaves no files behind.
+``DIR`` is created when missing, but not the directories above it (the rule of
+every output, docs/limits.md); the files appear all together or not at all.
 """
 
 from __future__ import annotations
@@ -13,33 +15,32 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import ExplainError
+from ..files import after_commit, check_output_directory, make_output_directory
 from ..i18n import Messages
 from ..variants import Variant, answer_key, answer_key_csv, make_variants
+from ..sanitize import printable
 from . import write_atomic
 
 
 def run(args: argparse.Namespace) -> int:
     m = Messages(args.lang)
+    check_output_directory(args.outdir, "--outdir")  # before the work
     variants = make_variants(args.problem, args.n, args.seed)
-    outdir = Path(args.outdir)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExplainError(str(outdir), f"cannot create the directory ({exc})") from None
+    outdir = make_output_directory(args.outdir, "--outdir")
     for v in variants:
         write_atomic(outdir / f"{v.name}.toml", v.text)
     pdfs: dict[str, str] = {}
     if not args.no_pdf:
         try:
             pdfs = write_pdfs(variants, outdir, args.lang)
-            print(m("variants_pdf_written", n=len(pdfs)))
+            done = m("variants_pdf_written", n=len(pdfs))
+            after_commit(lambda: print(done))
         except ImportError as exc:
             print(m("variants_pdf_unavailable", reason=str(exc)), file=sys.stderr)
     write_atomic(outdir / "answer_key.json", json.dumps(answer_key(variants, pdfs), indent=2, ensure_ascii=False) + "\n")
     write_atomic(outdir / "answer_key.csv", answer_key_csv(variants))
     files = f"{variants[0].name}.toml … {variants[-1].name}.toml" if len(variants) > 1 else f"{variants[0].name}.toml"
-    print(m("variants_written", n=len(variants), outdir=outdir, files=files))
+    after_commit(lambda: print(printable(m("variants_written", n=len(variants), outdir=outdir, files=files))))
     return 0
 
 

@@ -407,7 +407,9 @@ class _Drawing:
 
 
 # -- escaping -------------------------------------------------------------------------
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Control characters and Unicode non-characters (U+FFFE, U+FFFF, U+FDD0–U+FDEF): Graphviz's
+# XML parser rejects them ("not well-formed"), so a title with one would make the graph undrawable.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufdd0-\ufdef\ufffe\uffff]")
 
 
 def _esc(text: str) -> str:
@@ -493,7 +495,7 @@ def write_graph(
     whole drawing, so the work is not lost.  Written atomically: a failure leaves
     no file behind.
     """
-    from ..commands import write_atomic
+    from ..files import write_atomic
 
     m = Messages(lang)
     path = Path(path)

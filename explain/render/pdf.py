@@ -497,20 +497,25 @@ def _draw_graph(solution: Any, folder: Path, precision: int, lang: str) -> Path 
     """The computation graph as a PDF drawn by Graphviz (exact fonts, vector), or None
     when it cannot be drawn here: the worked solution is still worth having."""
     try:
-        from .dot import write_graph
+        from .dot import graph_dot, run_dot
     except ImportError:
         return None
     path = folder / "graph.pdf"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            written = write_graph(solution.derivation, path, precision=precision, lang=lang)
+            source = graph_dot(solution.derivation, None, "auto", precision, lang)
+            # A file of our own temporary folder, written directly: the command's
+            # all-or-none outputs (explain.files) are the user's files, not this one.
+            path.write_bytes(run_dot(source, "pdf", lang))
+        except FileNotFoundError:  # no Graphviz: say how to get it
+            problem = Messages(lang)("graph_no_dot_svg")
         except (ExplainError, OSError) as error:
-            warnings.warn(f"{error}", stacklevel=3)
-            return None
-    if Path(written) != path or not path.is_file():
-        if caught:  # no Graphviz: say how to get it (not where the DOT went: a temporary folder)
-            warnings.warn(Messages(lang)("graph_no_dot_svg"), stacklevel=3)
+            problem = str(error)
+        else:
+            problem = None
+    if problem is not None:  # said outside the recording above, so that the user sees it
+        warnings.warn(problem, stacklevel=2)
         return None
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -550,6 +555,6 @@ def solution_pdf(solution: Any, lang: str = "en", precision: int = 4) -> bytes:
 
 def write_pdf(solution: Any, path: str | Path, lang: str = "en", precision: int = 4) -> None:
     """Write the worked solution to ``path`` as PDF; nothing is left behind on failure."""
-    from ..commands import write_atomic
+    from ..files import write_atomic
 
     write_atomic(path, solution_pdf(solution, lang=lang, precision=precision))

@@ -14,6 +14,7 @@ import numpy as np
 from ..derivation import Derivation
 from ..stage import EXPRESSION_SOURCE
 from ..i18n import Messages
+from ..sanitize import printable
 from .mathprint import TextMath
 from .steps import StepWriter, shown_edges, shown_nodes
 
@@ -26,6 +27,7 @@ class _Doc:
         self.lines: list[str] = []
 
     def heading(self, text: str, level: int = 1) -> None:
+        text = printable(text)  # user titles must not reach the terminal as escape sequences
         if self.lines:
             self.lines.append("")
         if level == 1:
@@ -36,13 +38,13 @@ class _Doc:
             self.lines.append("─" * _width(text))
 
     def note(self, text: str) -> None:
-        self.lines.append(self._style(text, _DIM))
+        self.lines.append(self._style(printable(text), _DIM))
 
     def line(self, text: str = "") -> None:
-        self.lines.append(text)
+        self.lines.append(printable(text))
 
     def block(self, text: str) -> None:
-        self.lines.extend(text.splitlines())
+        self.lines.extend(printable(text).splitlines())
 
     def _style(self, text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if self.color else text
