@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -21,15 +22,25 @@ import sympy as sp
 
 from .errors import ExplainError
 from .functions import CONSTANTS, USER_FUNCTIONS
+from .i18n import message
 
+# Size limits of one expression (docs/limits.md).  A chain of ``+``/``-`` or of
+# ``*``/``/`` counts as one level of nesting, whatever its length, so that a
+# long sum is limited by MAX_LENGTH and MAX_NODES rather than by MAX_DEPTH.
 MAX_LENGTH = 5000
+MAX_NODES = 3000
 MAX_DEPTH = 60
 MAX_EXPONENT = 100
+# A constant (sub)expression whose magnitude is above this is refused before
+# SymPy evaluates it: cos(exp(1e30)) would run for minutes in mpmath and
+# exp(exp(1e15)) would exhaust memory, and no float64 computation could use it.
+MAX_MAGNITUDE = 1e300
 NAME_PATTERN = "[A-Za-z][A-Za-z0-9_]*"
 
 T = TypeVar("T")
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_CHAINS = {ast.Add: "sum", ast.Sub: "sum", ast.Mult: "product", ast.Div: "product"}
 
 
 class _Builder(Generic[T]):
@@ -46,6 +57,13 @@ class _Builder(Generic[T]):
 
     def negate(self, operand: T) -> T:
         raise NotImplementedError
+
+    def chain(self, terms: list[tuple[str, T]]) -> T:
+        """``t0 op1 t1 op2 t2 …`` for a chain of + and - (or * and /), left to right."""
+        result = terms[0][1]
+        for op, term in terms[1:]:
+            result = self.binary(op, result, term)
+        return result
 
     def call(self, func: str, args: list[T]) -> T:
         raise NotImplementedError
@@ -96,9 +114,16 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
     except (RecursionError, MemoryError, ValueError):
         raise ExplainError(where, "expression is too deeply nested") from None
 
+    nodes = [0]
+
     def visit(node: ast.AST, depth: int) -> T:
         if depth > MAX_DEPTH:
-            raise ExplainError(where, f"expression is too deeply nested (more than {MAX_DEPTH} levels)")
+            raise ExplainError(where, message("parse_too_deep", limit=MAX_DEPTH))
+        nodes[0] += 1
+        if nodes[0] > MAX_NODES:
+            raise ExplainError(where, message("parse_too_many_nodes", limit=MAX_NODES))
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            return visit_chain(node, depth)
         if isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -121,6 +146,22 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
         if isinstance(node, ast.Call):
             return visit_call(node, depth)
         raise ExplainError(where, f"{_describe(node)} is not allowed in an expression ({_short(text)})")
+
+    def visit_chain(node: ast.BinOp, depth: int) -> T:
+        # a - b + c is BinOp(BinOp(a, -, b), +, c): walk down the left spine
+        # without recursion, then build left to right, so that a sum of
+        # thousands of terms neither counts as deep nor overflows the stack.
+        level = _CHAINS[type(node.op)]
+        spine: list[tuple[str, ast.AST]] = []
+        left: ast.AST = node
+        while isinstance(left, ast.BinOp) and _CHAINS.get(type(left.op)) == level:
+            spine.append((_BINARY[type(left.op)], left.right))
+            left = left.left
+        terms = [("+" if level == "sum" else "*", visit(left, depth + 1))]
+        for op, right in reversed(spine):
+            nodes[0] += 1
+            terms.append((op, visit(right, depth + 1)))
+        return builder.chain(terms)
 
     def visit_name(name: str) -> T:
         if name.startswith("_"):
@@ -194,37 +235,91 @@ def _describe(node: ast.AST) -> str:
 class _SymbolicBuilder(_Builder[sp.Expr]):
     def __init__(self, names: Mapping[str, sp.Expr]) -> None:
         self._names = names
+        # The float value of every constant subexpression built so far: SymPy
+        # folds constants exactly (exp(1e30) becomes a Float with a 10**29-bit
+        # exponent), so their size is judged here, in floats, *before* SymPy
+        # is asked to compute the next operation on them.
+        self._floats: dict[sp.Expr, float] = {}
+
+    def _constant(self, expr: sp.Expr, value: float | None) -> sp.Expr:
+        if value is not None and math.isfinite(value):
+            self._floats[expr] = value
+        return expr
+
+    def _guard(self, value: Any) -> float | None:
+        """The float of a folded constant, or a refusal when it is out of range."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return None  # complex or undefined: judged by the checks after parsing
+        if math.isinf(number) or abs(number) > MAX_MAGNITUDE:
+            raise ValueError(message("parse_too_large", limit=f"{MAX_MAGNITUDE:g}"))
+        return None if math.isnan(number) else number
+
+    def _fold(self, compute: Callable[..., Any], args: list[sp.Expr]) -> float | None:
+        if not all(a in self._floats for a in args):
+            return None
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                value = compute(*(np.float64(self._floats[a]) for a in args))
+            except (ArithmeticError, ValueError, TypeError):
+                return None
+        return self._guard(value)
 
     def number(self, value: float | int) -> sp.Expr:
-        return sp.Integer(value) if isinstance(value, int) else sp.Float(value)
+        if isinstance(value, float) and math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+            raise ValueError(message("parse_too_large", limit=f"{MAX_MAGNITUDE:g}"))
+        expr = sp.Integer(value) if isinstance(value, int) else sp.Float(value)
+        return self._constant(expr, float(value))
 
     def name(self, name: str) -> sp.Expr | None:
         if name in CONSTANTS:
-            return CONSTANTS[name]
+            return self._constant(CONSTANTS[name], float(CONSTANTS[name]))
         return self._names.get(name)
 
     def binary(self, op: str, left: sp.Expr, right: sp.Expr) -> sp.Expr:
-        if op == "+":
-            return left + right
-        if op == "-":
-            return left - right
-        if op == "*":
-            return left * right
-        if op == "/":
-            if right == 0:
-                raise ZeroDivisionError
-            return left / right
-        if right.is_Number and abs(right) > MAX_EXPONENT:
+        if op == "/" and right == 0:
+            raise ZeroDivisionError
+        if op == "**" and right.is_Number and abs(right) > MAX_EXPONENT:
             # 9**9**9: the inner power is folded to a number, and SymPy would
             # then compute the outer one exactly, hanging the process.
             raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
-        return left**right
+        value = self._fold(_FLOAT_OPS[op], [left, right])
+        if op == "+":
+            result = left + right
+        elif op == "-":
+            result = left - right
+        elif op == "*":
+            result = left * right
+        elif op == "/":
+            result = left / right
+        else:
+            result = left**right
+        return self._constant(result, value)
+
+    def chain(self, terms: list[tuple[str, sp.Expr]]) -> sp.Expr:
+        if len(terms) < 3 or terms[1][0] not in "+-":
+            return super().chain(terms)
+        # One Add of all the terms: adding them one by one re-flattens the
+        # growing sum each time (quadratic in the number of terms).
+        value: float | None = 0.0
+        parts = []
+        for op, term in terms:
+            part = term if op == "+" else -term
+            parts.append(part)
+            if value is not None:
+                folded = self._floats.get(term)
+                value = None if folded is None else self._guard(value + (folded if op == "+" else -folded))
+        return self._constant(sp.Add(*parts), value)
 
     def negate(self, operand: sp.Expr) -> sp.Expr:
-        return -operand
+        value = self._floats.get(operand)
+        return self._constant(-operand, None if value is None else -value)
 
     def call(self, func: str, args: list[sp.Expr]) -> sp.Expr:
-        return USER_FUNCTIONS[func][0](*args)
+        value = self._fold(_NUMERIC[func], args) if func in _NUMERIC else None
+        return self._constant(USER_FUNCTIONS[func][0](*args), value)
 
     def function_arity(self, func: str) -> tuple[int, int] | None:
         if func in USER_FUNCTIONS:
@@ -236,6 +331,28 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         return list(self._names) + list(CONSTANTS)
 
 
+_FLOAT_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power,
+}
+
+
+class Prebuilt(str):
+    """Expression text that explain itself wrote, with the SymPy expression it stands for.
+
+    The ``[network]`` expansion writes sums of up to 1,000 terms: built
+    directly (one ``sp.Add``) they skip the parser, whose limits are for what
+    people type.  The text is what renderers show; ``make(names)`` builds the
+    expression from the symbols of the names it uses.
+    """
+
+    make: Callable[[Mapping[str, sp.Expr]], sp.Expr]
+
+    def __new__(cls, text: str, make: Callable[[Mapping[str, sp.Expr]], sp.Expr]) -> Prebuilt:
+        obj = super().__new__(cls, text)
+        obj.make = make
+        return obj
+
+
 def parse_expression(text: str, names: Mapping[str, sp.Expr], where: str = "") -> sp.Expr:
     """Parse ``text`` into a SymPy expression over the given ``names``.
 
@@ -244,6 +361,11 @@ def parse_expression(text: str, names: Mapping[str, sp.Expr], where: str = "") -
     comprehensions, huge exponents, deep nesting) raises :class:`ExplainError`
     naming ``where`` and the reason.
     """
+    if isinstance(text, Prebuilt):
+        try:
+            return text.make(names)
+        except KeyError as exc:
+            raise ExplainError(where, f"unknown name {exc.args[0]!r}") from None
     try:
         result = _walk(text, _SymbolicBuilder(names), where)
     except ZeroDivisionError:
