@@ -35,6 +35,8 @@ MAX_EXPONENT = 100
 # SymPy evaluates it: cos(exp(1e30)) would run for minutes in mpmath and
 # exp(exp(1e15)) would exhaust memory, and no float64 computation could use it.
 MAX_MAGNITUDE = 1e300
+# At most this many values in one data column or generated list (80 MB of floats).
+MAX_VALUES = 10_000_000
 NAME_PATTERN = "[A-Za-z][A-Za-z0-9_]*"
 
 T = TypeVar("T")
@@ -435,22 +437,33 @@ class _NumericBuilder(_Builder[Any]):
             value = self._rng().uniform(low, high, size)
             return value if size is not None else float(value)
         if func == "linspace":
-            return np.linspace(float(args[0]), float(args[1]), _count(args[2], func))
+            return np.linspace(_real(args[0], func), _real(args[1], func), _count(args[2], func))
         if func == "arange":
-            step = float(args[2]) if len(args) == 3 else 1.0
-            values = np.arange(float(args[0]), float(args[1]), step)
-            if values.size > 10_000_000:
-                raise ValueError("arange() would make more than 10,000,000 values")
-            return values
+            start, stop = _real(args[0], func), _real(args[1], func)
+            step = _real(args[2], func) if len(args) == 3 else 1.0
+            if step == 0:
+                raise ValueError(message("arange_zero_step"))
+            # The length first: arange(0, 1, 1e-9) would allocate 8 GB before any check.
+            length = math.ceil((stop - start) / step)
+            if not length <= MAX_VALUES:
+                raise ValueError(message("too_many_values", func="arange()", limit=f"{MAX_VALUES:,}"))
+            return np.arange(start, stop, step)
         numeric = _NUMERIC[func]
         with np.errstate(all="ignore"):
             return numeric(*args)
 
 
+def _real(value: Any, func: str) -> float:
+    if np.ndim(value) != 0 or not math.isfinite(float(value)):
+        raise ValueError(message("needs_finite_number", func=f"{func}()"))
+    return float(value)
+
+
 def _count(value: Any, func: str) -> int:
-    if np.ndim(value) != 0 or float(value) != int(value) or not 0 < int(value) <= 10_000_000:
-        raise ValueError(f"{func}() needs a whole number of values between 1 and 10,000,000")
-    return int(value)
+    number = _real(value, func)
+    if number != int(number) or not 0 < int(number) <= MAX_VALUES:
+        raise ValueError(f"{func}() needs a whole number of values between 1 and {MAX_VALUES:,}")
+    return int(number)
 
 
 def _numeric_functions() -> dict[str, Callable[..., Any]]:
