@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    _show_problem_warnings()
     try:
         command = import_module(f"explain.commands.{args.command}")
         return int(command.run(args))
@@ -119,6 +120,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"explain: error: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+def _show_problem_warnings() -> None:
+    """Warnings about a problem file go to standard error as one plain line."""
+    import warnings
+
+    from .placement import ProblemWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, ProblemWarning):
+            print(f"explain: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 if __name__ == "__main__":

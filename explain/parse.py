@@ -91,6 +91,14 @@ def is_valid_name(name: str) -> bool:
     )
 
 
+def invalid_name_reason(name: str) -> str:
+    """Why a problem may not define ``name`` (for a name is_valid_name refuses)."""
+    reason = "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)"
+    if name == "e":
+        return f"{reason}: {message('parse_euler')}"
+    return reason
+
+
 def _is_keyword(name: str) -> bool:
     import keyword
 
@@ -112,7 +120,7 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExplainError(where, f"not a valid expression: {exc.msg} in {_short(text)}") from None
+        raise ExplainError(where, f"not a valid expression: {exc.msg} in {_short(text)}{_syntax_hint(text)}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExplainError(where, "expression is too deeply nested") from None
 
@@ -147,6 +155,8 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
             return builder.negate(operand) if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.Call):
             return visit_call(node, depth)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
+            raise ExplainError(where, f"{message('parse_caret')} ({_short(text)})")
         raise ExplainError(where, f"{_describe(node)} is not allowed in an expression ({_short(text)})")
 
     def visit_chain(node: ast.BinOp, depth: int) -> T:
@@ -183,7 +193,12 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
         func = node.func.id
         arity = builder.function_arity(func)
         if arity is None:
-            raise ExplainError(where, f"unknown function {func!r}")
+            known = [f for f in [*USER_FUNCTIONS, *_NumericBuilder._GENERATORS] if builder.function_arity(f)]
+            hint = difflib.get_close_matches(func, known, n=1)
+            suggestion = f" ({message('parse_did_you_mean', name=hint[0])})" if hint else ""
+            if func == "e":
+                suggestion = f" ({message('parse_euler')})"
+            raise ExplainError(where, f"unknown function {func!r}{suggestion}")
         if node.keywords:
             raise ExplainError(where, f"keyword arguments are not allowed in {func}(...)")
         if any(isinstance(a, ast.Starred) for a in node.args):
@@ -203,6 +218,15 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
                 raise ExplainError(where, f"exponent {inner.value} is too large (at most {MAX_EXPONENT})")
 
     return visit(tree.body, 0)
+
+
+def _syntax_hint(text: str) -> str:
+    """A likely fix for a syntax error: two operands side by side want a '*'."""
+    import re
+
+    if re.search(r"(?:[A-Za-z0-9_.)])\s+[A-Za-z_(]|\d[A-Za-z_]", text):
+        return f" ({message('parse_missing_star')})"
+    return ""
 
 
 def _describe(node: ast.AST) -> str:

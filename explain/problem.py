@@ -21,7 +21,8 @@ import numpy as np
 import sympy as sp
 
 from .errors import ExplainError, located
-from .parse import evaluate_value, is_valid_name, parse_expression
+from .parse import evaluate_value, invalid_name_reason, is_valid_name, parse_expression
+from .placement import check_placement, warn_unreached
 
 TOP_LEVEL_KEYS = (
     "title", "description", "seed", "loss", "reduction",
@@ -151,6 +152,7 @@ class _Reader:
         return self._rng
 
     def read(self, raw: Mapping[str, Any]) -> Problem:
+        check_placement(raw, self.where)
         for key in raw:
             if key not in TOP_LEVEL_KEYS:
                 hint = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1)
@@ -186,6 +188,7 @@ class _Reader:
         loss = raw.get("loss", stage_names[-1])
         if not isinstance(loss, str) or loss not in stage_names:
             raise self.fail("loss", f"must name one of the [forward] stages ({', '.join(stage_names)}), got {loss!r}")
+        warn_unreached(stages, loss, self.source)
         reduction = raw.get("reduction", "sum")
         if reduction not in REDUCTIONS:
             raise self.fail("reduction", f"must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
@@ -215,7 +218,7 @@ class _Reader:
     def new_name(self, section: str, name: str, defined: Mapping[str, Any]) -> None:
         where = f"[{section}] {name}"
         if not is_valid_name(name):
-            raise self.fail(where, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
+            raise self.fail(where, invalid_name_reason(name))
         if name in defined:
             raise self.fail(where, "is defined twice (names must be unique across values, data, parameters and stages)")
 
@@ -279,7 +282,7 @@ class _Reader:
         for name, text in table.items():
             key = f"[forward] {name}"
             if not is_valid_name(name):
-                raise self.fail(key, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
+                raise self.fail(key, invalid_name_reason(name))
             if name in symbols:
                 raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
             if isinstance(text, (int, float)) and not isinstance(text, bool):
