@@ -34,7 +34,7 @@ MAX_EXPONENT = 100
 # A constant (sub)expression whose magnitude is above this is refused before
 # SymPy evaluates it: cos(exp(1e30)) would run for minutes in mpmath and
 # exp(exp(1e15)) would exhaust memory, and no float64 computation could use it.
-MAX_MAGNITUDE = 1e300
+MAX_MAGNITUDE = 1e308
 # At most this many values in one data column or generated list (80 MB of floats).
 MAX_VALUES = 10_000_000
 NAME_PATTERN = "[A-Za-z][A-Za-z0-9_]*"
