@@ -36,6 +36,7 @@ import numpy as np
 import sympy as sp
 
 from . import finite
+from .budget import OutOfTime
 from .derivation import Derivation, derive
 from .diagnose import Diagnoser, Mistake, Quantity, Student, describe
 from .errors import ExplainError
@@ -48,6 +49,10 @@ VERDICTS = ("correct", "incorrect", "unknown_key", "unparseable")
 NOISE = 1e-12
 #: Tolerance for symbolic answers, compared numerically (relative).
 SYMBOLIC_RTOL = 1e-9
+# Symbolic equivalence (docs/limits.md): simplify only a difference of at most
+# this many operations, and for at most this many seconds.
+SIMPLIFY_MAX_OPS = 200
+SIMPLIFY_SECONDS = 5
 #: Pairs of mistakes are only tried for answers written with at least this many significant digits.
 PAIR_DIGITS = 3
 _NUMBER = re.compile(r"[+-]?(?:\d[\d_]*)(?:\.\d[\d_]*)?(?:[eE][+-]?\d[\d_]*)?")
@@ -441,7 +446,13 @@ class Grader:
         if value is None or np.shape(value) != np.shape(expected):
             note = self.messages("check_symbolic_not_a_value")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
-        if self._symbolic.equivalent(expr, q, value, expected):
+        try:
+            same = self._symbolic.equivalent(expr, q, value, expected)
+        except OutOfTime:  # too complex to decide: this answer alone, the class goes on
+            reason = self.messages("check_too_complex", seconds=SIMPLIFY_SECONDS)
+            note = self.messages("check_unparseable", reason=reason)
+            return Item(answer.key, answer.value, expected, "unparseable", note=note, line=answer.line)
+        if same:
             return Item(answer.key, answer.value, expected, "correct", line=answer.line)
         note = self.messages("check_symbolic_value", value=_short(value))
         def matches(values: np.ndarray) -> np.ndarray:
@@ -557,9 +568,18 @@ class _Symbolic:
         if truth is not None:
             deltas = {self.symbols[d]: self._adjoint_expr(n) for d, n in self.deltas.items()
                       if self.symbols[d] in expr.free_symbols}
-            if None not in deltas.values() and sp.simplify(expr.xreplace(deltas) - truth) == 0:
-                return True
+            if None not in deltas.values():
+                difference = expr.xreplace(deltas) - truth
+                # Simplification is for formulas of the size students write; a
+                # bigger one goes straight to random points (docs/limits.md).
+                if sp.count_ops(difference) <= SIMPLIFY_MAX_OPS and self._simplifies_to_zero(difference):
+                    return True
         return self._random_points(expr, q)
+
+    def _simplifies_to_zero(self, difference: sp.Expr) -> bool:
+        from .budget import within
+
+        return bool(within(SIMPLIFY_SECONDS, lambda: sp.simplify(difference) == 0))
 
     def _random_points(self, expr: sp.Expr, q: Quantity, count: int = 5) -> bool:
         g = self.graph

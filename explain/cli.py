@@ -14,11 +14,12 @@ an error or a signal leaves no output file behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import import_module
 from types import FrameType
 
@@ -142,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return _run(args, argv)
+        with _problem_warnings_shown():
+            return _run(args, argv)
     except KeyboardInterrupt:
         print(_message(getattr(args, "lang", "en"), "interrupted"), file=sys.stderr)
         return 130
@@ -244,6 +246,29 @@ def _long_prefix(name: str, options: dict[str, argparse.Action]) -> argparse.Act
     matches = {options[o] for o in options if o.startswith(name)}
     return matches.pop() if len(matches) == 1 else None
 
+
+
+@contextlib.contextmanager
+def _problem_warnings_shown() -> Iterator[None]:
+    """Warnings about a problem file go to standard error as one plain line (for this run only)."""
+    import warnings
+
+    from .placement import ProblemWarning
+    from .sanitize import printable
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, ProblemWarning):
+            print(f"explain: warning: {printable(str(message))}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
 
 
 if __name__ == "__main__":

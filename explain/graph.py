@@ -259,10 +259,13 @@ def _local_partials(node: Node, nodes: Mapping[str, Node]) -> list[Edge]:
     # A weighted sum has many terms, but each input appears in one or two of them:
     # differentiate only those (sympy.diff would walk every term for every input).
     terms = node.expr.args if node.expr.is_Add else (node.expr,)
-    term_symbols = [t.free_symbols for t in terms]
+    holding: dict[sp.Symbol, list[sp.Expr]] = {}
+    for t in terms:  # which terms hold each symbol, found once (a 1,000-term sum has 1,000 inputs)
+        for symbol in t.free_symbols:
+            holding.setdefault(symbol, []).append(t)
     for src in node.inputs:
         symbol = nodes[src].symbol
-        local = sp.Add(*(_partial(t, symbol) for t, syms in zip(terms, term_symbols) if symbol in syms))
+        local = sp.Add(*(_partial(t, symbol) for t in holding.get(symbol, ())))
         # factor_terms keeps 2·(ŷ − y) as written; SymPy would distribute it to 2ŷ − 2y.
         local = sp.factor_terms(local)
         if isinstance(node.expr, sp.Function) or node.expr.is_Pow or _is_quotient(node.expr):
@@ -279,6 +282,11 @@ def _partial(term: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
         hits = [i for i, a in enumerate(term.args) if symbol in a.free_symbols]
         if len(hits) == 1 and term.args[hits[0]] == symbol:
             return sp.Mul(*(a for i, a in enumerate(term.args) if i != hits[0]))
+    if isinstance(term, sp.Function) and term.args == (symbol,):
+        # f(z) by z is f'(z): sympy.diff would build a Derivative first and ask
+        # the assumptions system about it (11 ms for sigmoid, 0.4 ms this way;
+        # a 1,000-unit layer has 1,000 of these).
+        return term.fdiff(1)
     if term.is_Pow and term.exp.is_Number and not term.exp.is_Integer and symbol not in term.exp.free_symbols:
         # The power rule as taught, e·b^(e−1)·b′: SymPy writes d/dw (−w)^2.0 as
         # 2.0·(−w)^2.0/w, which divides by zero at w = 0 where the derivative is 0.

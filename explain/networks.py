@@ -25,13 +25,24 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import sympy as sp
+
 from .errors import ExplainError
+from .i18n import message
+from .parse import Prebuilt
 
 NAMINGS = ("mazur", "io", "layered")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax")
 LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
 NETWORK_KEYS = ("inputs", "targets", "naming", "loss", "layers")
 LAYER_KEYS = ("units", "activation", "weights", "bias", "train_bias", "slope")
+# Size limits (docs/limits.md), checked before anything is expanded: a
+# derivation costs about 0.2 ms per edge, so these keep a network's solve
+# within seconds.
+MAX_UNITS = 1000
+MAX_INPUTS = 1000
+MAX_LAYERS = 200
+MAX_WEIGHTS = 5_000
 
 
 class _Names:
@@ -97,6 +108,7 @@ def expand_network(raw: Any, where: str) -> dict[str, Any]:
     layers = raw.get("layers")
     if not isinstance(layers, list) or not layers or not all(isinstance(x, Mapping) for x in layers):
         raise ExplainError(f"{where} layers", "needs at least one [[network.layers]] table")
+    _check_size(len(inputs), layers, where)
 
     names = _Names(naming, len(layers))
     values: dict[str, Any] = {names.input(i + 1): v for i, v in enumerate(inputs)}
@@ -123,8 +135,8 @@ def _expand_layer(
         if key not in LAYER_KEYS:
             raise ExplainError(f"{where} {key}", f"unknown key; allowed keys: {', '.join(LAYER_KEYS)}")
     units = layer.get("units")
-    if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= 1000:
-        raise ExplainError(f"{where} units", f"must be a whole number between 1 and 1000, got {units!r}")
+    if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= MAX_UNITS:
+        raise ExplainError(f"{where} units", f"must be a whole number between 1 and {MAX_UNITS}, got {units!r}")
     activation = layer.get("activation", "sigmoid")
     if activation not in ACTIVATIONS:
         raise ExplainError(f"{where} activation", f"must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
@@ -144,23 +156,22 @@ def _expand_layer(
         for i, source in enumerate(previous):
             w = names.weight(index, j + 1, i + 1, wide)
             parameters[w] = weights[j][i]
-            terms.append(f"{w}*{source}")
+            terms.append((w, source))
         bias = biases[j]
+        bias_name = None
         if bias is not None:
             bias_name, bias_value = bias
             target = parameters if train_bias else values
             target.setdefault(bias_name, bias_value)
-            terms.append(bias_name)
         pre = names.pre(index, j + 1)
-        forward[pre] = " + ".join(terms)
+        forward[pre] = _weighted_sum(terms, bias_name)
         pre_names.append(pre)
 
     posts = []
     for j, pre in enumerate(pre_names):
         post = names.post(index, j + 1)
         if activation == "softmax":
-            denominator = " + ".join(f"exp({p})" for p in pre_names)
-            forward[post] = f"exp({pre})/({denominator})"
+            forward[post] = _softmax(pre, pre_names)
         elif activation == "identity":
             forward[post] = pre
         elif activation == "leaky_relu":
@@ -169,6 +180,43 @@ def _expand_layer(
             forward[post] = f"{activation}({pre})"
         posts.append(post)
     return posts
+
+
+def _check_size(n_inputs: int, layers: list[Any], where: str) -> None:
+    """Refuse a network too big to derive, from its declared sizes alone."""
+    if n_inputs > MAX_INPUTS:
+        raise ExplainError(f"{where} inputs", message("network_too_many_inputs", n=n_inputs, limit=MAX_INPUTS))
+    if len(layers) > MAX_LAYERS:
+        raise ExplainError(f"{where} layers", message("network_too_many_layers", n=len(layers), limit=MAX_LAYERS))
+    total, previous = 0, n_inputs
+    for layer in layers:
+        units = layer.get("units")
+        if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= MAX_UNITS:
+            return  # the layer's own check names the key
+        total += units * previous
+        previous = units
+    if total > MAX_WEIGHTS:
+        raise ExplainError(f"{where} layers", message("network_too_many_weights", n=total, limit=MAX_WEIGHTS))
+
+
+def _weighted_sum(terms: list[tuple[str, str]], bias: str | None) -> Prebuilt:
+    """``w1*x1 + w2*x2 + … + b``, built as one SymPy sum (it may have 1,000 terms)."""
+    text = " + ".join([*(f"{w}*{x}" for w, x in terms), *([bias] if bias else [])])
+
+    def make(names: Any) -> sp.Expr:
+        products = [names[w] * names[x] for w, x in terms]
+        return sp.Add(*products, *([names[bias]] if bias else []))
+
+    return Prebuilt(text, make)
+
+
+def _softmax(pre: str, pre_names: list[str]) -> Prebuilt:
+    text = f"exp({pre})/(" + " + ".join(f"exp({p})" for p in pre_names) + ")"
+
+    def make(names: Any) -> sp.Expr:
+        return sp.exp(names[pre]) / sp.Add(*(sp.exp(names[p]) for p in pre_names))
+
+    return Prebuilt(text, make)
 
 
 def _number_list(value: Any, where: str) -> list[float]:
@@ -205,16 +253,26 @@ def _biases(value: Any, units: int, layer: int, names: _Names, where: str) -> li
     raise ExplainError(where, f"must be a number (shared by the layer) or a list of {units} numbers")
 
 
-def _loss_text(loss: str, outputs: list[str], targets: list[str]) -> str:
+def _loss_text(loss: str, outputs: list[str], targets: list[str]) -> Prebuilt:
     k = len(outputs)
     pairs = list(zip(outputs, targets))
     if loss == "half_sse":
-        return " + ".join(f"({o} - {y})**2/2" for o, y in pairs)
+        return _sum([f"({o} - {y})**2/2" for o, y in pairs], "{}", 1)
     if loss == "sse":
-        return " + ".join(f"({o} - {y})**2" for o, y in pairs)
+        return _sum([f"({o} - {y})**2" for o, y in pairs], "{}", 1)
     if loss == "mse":
-        return "(" + " + ".join(f"({o} - {y})**2" for o, y in pairs) + f")/{k}"
+        return _sum([f"({o} - {y})**2" for o, y in pairs], "({})/" + str(k), sp.Rational(1, k))
     if loss == "bce":
-        body = " + ".join(f"{y}*log({o}) + (1 - {y})*log(1 - {o})" for o, y in pairs)
-        return f"-({body})/{k}"
-    return "-(" + " + ".join(f"{y}*log({o})" for o, y in pairs) + ")"
+        return _sum([f"{y}*log({o}) + (1 - {y})*log(1 - {o})" for o, y in pairs], "-({})/" + str(k),
+                    -sp.Rational(1, k))
+    return _sum([f"{y}*log({o})" for o, y in pairs], "-({})", -1)
+
+
+def _sum(terms: list[str], layout: str, factor: Any) -> Prebuilt:
+    """``factor·(t1 + t2 + …)``, shown as ``layout`` around the sum; each small term is parsed."""
+    from .parse import parse_expression
+
+    def make(names: Any) -> sp.Expr:
+        return factor * sp.Add(*(parse_expression(t, names) for t in terms))
+
+    return Prebuilt(layout.format(" + ".join(terms)), make)

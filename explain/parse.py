@@ -22,15 +22,23 @@ import sympy as sp
 
 from .errors import ExplainError
 from .functions import CONSTANTS, REDUCTIONS, USER_FUNCTIONS
+from .i18n import message
 
+# Size limits of one expression (docs/limits.md).  A chain of ``+``/``-`` or of
+# ``*``/``/`` counts as one level of nesting, whatever its length, so that a
+# long sum is limited by MAX_LENGTH and MAX_NODES rather than by MAX_DEPTH.
 MAX_LENGTH = 5000
+MAX_NODES = 3000
 MAX_DEPTH = 60
 MAX_EXPONENT = 100
+# At most this many values in one data column or generated list (80 MB of floats).
+MAX_VALUES = 10_000_000
 NAME_PATTERN = "[A-Za-z][A-Za-z0-9_]*"
 
 T = TypeVar("T")
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_CHAINS = {ast.Add: "sum", ast.Sub: "sum", ast.Mult: "product", ast.Div: "product"}
 
 
 class _Builder(Generic[T]):
@@ -56,6 +64,13 @@ class _Builder(Generic[T]):
         """
         return operand
 
+    def chain(self, terms: list[tuple[str, T]]) -> T:
+        """``t0 op1 t1 op2 t2 …`` for a chain of + and - (or * and /), left to right."""
+        result = terms[0][1]
+        for op, term in terms[1:]:
+            result = self.binary(op, result, term)
+        return result
+
     def call(self, func: str, args: list[T]) -> T:
         raise NotImplementedError
 
@@ -78,6 +93,14 @@ def is_valid_name(name: str) -> bool:
         and name not in {"True", "False", "None", "lambda", "i"}
         and not _is_keyword(name)
     )
+
+
+def invalid_name_reason(name: str) -> str:
+    """Why a problem may not define ``name`` (for a name is_valid_name refuses)."""
+    reason = "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)"
+    if name == "e":
+        return f"{reason}: {message('parse_euler')}"
+    return reason
 
 
 def _is_keyword(name: str) -> bool:
@@ -105,13 +128,20 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
             warnings.simplefilter("ignore")
             tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExplainError(where, f"not a valid expression: {exc.msg} in {_short(text)}") from None
+        raise ExplainError(where, f"not a valid expression: {exc.msg} in {_short(text)}{_syntax_hint(text)}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExplainError(where, "expression is too deeply nested") from None
 
+    nodes = [0]
+
     def visit(node: ast.AST, depth: int) -> T:
         if depth > MAX_DEPTH:
-            raise ExplainError(where, f"expression is too deeply nested (more than {MAX_DEPTH} levels)")
+            raise ExplainError(where, message("parse_too_deep", limit=MAX_DEPTH))
+        nodes[0] += 1
+        if nodes[0] > MAX_NODES:
+            raise ExplainError(where, message("parse_too_many_nodes", limit=MAX_NODES))
+        if isinstance(node, ast.BinOp) and type(node.op) in _CHAINS:
+            return visit_chain(node, depth)
         if isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -137,7 +167,35 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
             return builder.negate(operand) if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.Call):
             return visit_call(node, depth)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
+            raise ExplainError(where, f"{message('parse_caret')} ({_short(text)})")
         raise ExplainError(where, f"{_describe(node)} is not allowed in an expression ({_short(text)})")
+
+    def visit_chain(node: ast.BinOp, depth: int) -> T:
+        # a - b + c is BinOp(BinOp(a, -, b), +, c): walk down the left spine
+        # without recursion, then build left to right, so that a sum of
+        # thousands of terms neither counts as deep nor overflows the stack.
+        # A left operand in parentheses, (a + b) + c, ends the chain: the user grouped it
+        # (a node starts where its left operand does, unless that operand is in parentheses).
+        level = _CHAINS[type(node.op)]
+        spine: list[tuple[str, ast.AST]] = []
+        parent: ast.BinOp = node
+        while True:
+            spine.append((_BINARY[type(parent.op)], parent.right))
+            left = parent.left
+            starts_with_parent = (left.lineno, left.col_offset) == (parent.lineno, parent.col_offset)
+            if isinstance(left, ast.BinOp) and _CHAINS.get(type(left.op)) == level and starts_with_parent:
+                parent = left
+                continue
+            break
+        first = visit(left, depth + 1)
+        if not starts_with_parent:
+            first = builder.grouped(first)
+        terms = [("+" if level == "sum" else "*", first)]
+        for op, right in reversed(spine):
+            nodes[0] += 1
+            terms.append((op, visit(right, depth + 1)))
+        return builder.chain(terms)
 
     def visit_name(name: str) -> T:
         if name.startswith("_"):
@@ -157,7 +215,12 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
         func = node.func.id
         arity = builder.function_arity(func)
         if arity is None:
-            raise ExplainError(where, f"unknown function {func!r}")
+            known = [f for f in [*USER_FUNCTIONS, *_NumericBuilder._GENERATORS] if builder.function_arity(f)]
+            hint = difflib.get_close_matches(func, known, n=1)
+            suggestion = f" ({message('parse_did_you_mean', name=hint[0])})" if hint else ""
+            if func == "e":
+                suggestion = f" ({message('parse_euler')})"
+            raise ExplainError(where, f"unknown function {func!r}{suggestion}")
         if node.keywords:
             raise ExplainError(where, f"keyword arguments are not allowed in {func}(...)")
         if any(isinstance(a, ast.Starred) for a in node.args):
@@ -177,6 +240,15 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
                 raise ExplainError(where, f"exponent {inner.value} is too large (at most {MAX_EXPONENT})")
 
     return visit(tree.body, 0)
+
+
+def _syntax_hint(text: str) -> str:
+    """A likely fix for a syntax error: two operands side by side want a '*'."""
+    import re
+
+    if re.search(r"(?:[A-Za-z0-9_.)])\s+[A-Za-z_(]|\d[A-Za-z_]", text):
+        return f" ({message('parse_missing_star')})"
+    return ""
 
 
 def _describe(node: ast.AST) -> str:
@@ -213,6 +285,9 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         self._names = names
         # Names that sum(...) and mean(...) may reduce over the samples ([cost] only).
         self._reducible = frozenset(reducible)
+        # No float forecast of constants is needed: SymPy folds even exp(1e30) in a
+        # millisecond, and _in_range refuses it before any further operation (the
+        # cos of it, which would run for minutes in mpmath) is built on it.
 
     def number(self, value: float | int) -> sp.Expr:
         return sp.Integer(value) if isinstance(value, int) else sp.Float(value)
@@ -223,30 +298,37 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         return self._names.get(name)
 
     def binary(self, op: str, left: sp.Expr, right: sp.Expr) -> sp.Expr:
-        if op == "+":
-            return _in_range(left + right)
-        if op == "-":
-            return _in_range(left - right)
-        if op == "*":
-            return _in_range(left * right)
-        if op == "/":
-            if right == 0:
-                raise ZeroDivisionError
-            return _in_range(left / right)
-        if right.is_Number and abs(right) > MAX_EXPONENT:
+        if op == "/" and right == 0:
+            raise ZeroDivisionError
+        if op == "**" and right.is_Number and abs(right) > MAX_EXPONENT:
             # 9**9**9: the inner power is folded to a number, and SymPy would
             # then compute the outer one exactly, hanging the process.
             raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
-        if not left.free_symbols and left.is_negative and right.is_integer is not True:
+        if op == "**" and not left.free_symbols and left.is_negative and right.is_integer is not True:
             # (-8)**(2/3), (-2)**x: complex in SymPy's principal branch; refused
             # here, before Abs() or another function turns them into atan2 and im().
-            from .i18n import message
-
             raise ValueError(message("finite_not_real", expr=sp.Pow(left, right, evaluate=False)))
-        if left.is_Pow and left.exp.is_integer is not True and right.is_integer:
+        if op == "+":
+            result = left + right
+        elif op == "-":
+            result = left - right
+        elif op == "*":
+            result = left * right
+        elif op == "/":
+            result = left / right
+        elif left.is_Pow and left.exp.is_integer is not True and right.is_integer:
             # SymPy folds sqrt(x)**2 to x, defined at x < 0 where sqrt(x) is not: keep it as written.
-            return sp.Pow(left, right, evaluate=False)
-        return _in_range(left**right)
+            result = sp.Pow(left, right, evaluate=False)
+        else:
+            result = left**right
+        return _in_range(result)
+
+    def chain(self, terms: list[tuple[str, sp.Expr]]) -> sp.Expr:
+        if len(terms) < 3 or terms[1][0] not in "+-":
+            return super().chain(terms)
+        # One Add of all the terms: adding them one by one re-flattens the
+        # growing sum each time (quadratic in the number of terms).
+        return _in_range(sp.Add(*(term if op == "+" else -term for op, term in terms)))
 
     def negate(self, operand: sp.Expr) -> sp.Expr:
         return -operand
@@ -298,6 +380,23 @@ def _in_range(result: sp.Expr) -> sp.Expr:
     return result
 
 
+class Prebuilt(str):
+    """Expression text that explain itself wrote, with the SymPy expression it stands for.
+
+    The ``[network]`` expansion writes sums of up to 1,000 terms: built
+    directly (one ``sp.Add``) they skip the parser, whose limits are for what
+    people type.  The text is what renderers show; ``make(names)`` builds the
+    expression from the symbols of the names it uses.
+    """
+
+    make: Callable[[Mapping[str, sp.Expr]], sp.Expr]
+
+    def __new__(cls, text: str, make: Callable[[Mapping[str, sp.Expr]], sp.Expr]) -> Prebuilt:
+        obj = super().__new__(cls, text)
+        obj.make = make
+        return obj
+
+
 def parse_expression(
     text: str, names: Mapping[str, sp.Expr], where: str = "", reducible: Collection[str] = (),
 ) -> sp.Expr:
@@ -310,6 +409,11 @@ def parse_expression(
     comprehensions, huge exponents, deep nesting) raises :class:`ExplainError`
     naming ``where`` and the reason.
     """
+    if isinstance(text, Prebuilt):
+        try:
+            return text.make(names)
+        except KeyError as exc:
+            raise ExplainError(where, f"unknown name {exc.args[0]!r}") from None
     try:
         result = _walk(text, _SymbolicBuilder(names, reducible), where)
     except ZeroDivisionError:
@@ -423,24 +527,33 @@ class _NumericBuilder(_Builder[Any]):
             value = self._rng().uniform(low, high, size)
             return value if size is not None else float(value)
         if func == "linspace":
-            return np.linspace(float(args[0]), float(args[1]), _count(args[2], func))
+            return np.linspace(_real(args[0], func), _real(args[1], func), _count(args[2], func))
         if func == "arange":
-            step = float(args[2]) if len(args) == 3 else 1.0
-            if step == 0 or not math.isfinite(step):
-                raise ValueError("arange() needs a step that is a finite number other than 0")
-            values = np.arange(float(args[0]), float(args[1]), step)
-            if values.size > 10_000_000:
-                raise ValueError("arange() would make more than 10,000,000 values")
-            return values
+            start, stop = _real(args[0], func), _real(args[1], func)
+            step = _real(args[2], func) if len(args) == 3 else 1.0
+            if step == 0:
+                raise ValueError(message("arange_zero_step"))
+            # The length first: arange(0, 1, 1e-9) would allocate 8 GB before any check.
+            length = math.ceil((stop - start) / step)
+            if not length <= MAX_VALUES:
+                raise ValueError(message("too_many_values", func="arange()", limit=f"{MAX_VALUES:,}"))
+            return np.arange(start, stop, step)
         numeric = _NUMERIC[func]
         with np.errstate(all="ignore"):
             return numeric(*args)
 
 
+def _real(value: Any, func: str) -> float:
+    if np.ndim(value) != 0 or not math.isfinite(float(value)):
+        raise ValueError(message("needs_finite_number", func=f"{func}()"))
+    return float(value)
+
+
 def _count(value: Any, func: str) -> int:
-    if np.ndim(value) != 0 or float(value) != int(value) or not 0 < int(value) <= 10_000_000:
-        raise ValueError(f"{func}() needs a whole number of values between 1 and 10,000,000")
-    return int(value)
+    number = _real(value, func)
+    if number != int(number) or not 0 < int(number) <= MAX_VALUES:
+        raise ValueError(f"{func}() needs a whole number of values between 1 and {MAX_VALUES:,}")
+    return int(number)
 
 
 def _numeric_functions() -> dict[str, Callable[..., Any]]:

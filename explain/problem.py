@@ -9,6 +9,7 @@ the training settings.  Every error names the file, the key and the reason.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import tomllib
 from collections.abc import Mapping
@@ -21,7 +22,8 @@ import sympy as sp
 
 from .errors import ExplainError, located
 from .functions import SampleMean, SampleSum, reduction_kind
-from .parse import evaluate_value, is_valid_name, parse_expression
+from .parse import evaluate_value, invalid_name_reason, is_valid_name, parse_expression
+from .placement import check_placement, warn_unreached
 
 TOP_LEVEL_KEYS = (
     "title", "description", "seed", "loss", "reduction",
@@ -145,6 +147,7 @@ class _Reader:
         return self._rng
 
     def read(self, raw: Mapping[str, Any]) -> Problem:
+        check_placement(raw, self.where)
         for key in raw:
             if key not in TOP_LEVEL_KEYS:
                 hint = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1)
@@ -191,6 +194,7 @@ class _Reader:
         if "cost" in raw and loss in raw.get("forward", {}):
             raise self.fail("loss", f"with a [cost] table the loss is one of its stages, not the per-sample "
                                     f"stage {loss!r} (reduce it in [cost] with mean({loss}) or sum({loss}))")
+        warn_unreached(stages, loss, self.source)
         reduction = raw.get("reduction", "sum")
         if reduction not in REDUCTIONS:
             raise self.fail("reduction", f"must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
@@ -220,7 +224,7 @@ class _Reader:
     def new_name(self, section: str, name: str, defined: Mapping[str, Any]) -> None:
         where = f"[{section}] {name}"
         if not is_valid_name(name):
-            raise self.fail(where, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
+            raise self.fail(where, invalid_name_reason(name))
         if name in defined:
             raise self.fail(where, "is defined twice (names must be unique across values, data, parameters and stages)")
 
@@ -288,7 +292,7 @@ class _Reader:
         for name, text in table.items():
             key = f"[forward] {name}"
             if not is_valid_name(name):
-                raise self.fail(key, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
+                raise self.fail(key, invalid_name_reason(name))
             if name in symbols:
                 raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
             if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -296,7 +300,7 @@ class _Reader:
             if not isinstance(text, str):
                 raise self.fail(key, "must be an expression in quotes")
             later.discard(name)
-            for other in later:
+            for other in later & _words(text):
                 if _mentions(text, other):
                     # A stage that uses a later stage (or itself) would be a cycle.
                     raise self.fail(key, f"uses {other!r}, which is defined after it; stages must be in order (no cycles)")
@@ -414,6 +418,13 @@ def _free_name(wanted: str, taken: set[str]) -> str:
 
 
 def _mentions(text: str, name: str) -> bool:
+    # The words of the text, once per text: a [network] of 1,000 units asks
+    # about every later stage for each stage (millions of questions).
+    return name in _words(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _words(text: str) -> frozenset[str]:
     import re
 
-    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None
+    return frozenset(re.findall(r"[A-Za-z0-9_]+", text))

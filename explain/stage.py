@@ -37,7 +37,7 @@ import sympy as sp
 
 from .errors import ExplainError
 from .functions import USER_FUNCTIONS, sigmoid, stable_form
-from .parse import _SymbolicBuilder, _walk, evaluate_value, is_valid_name, parse_expression
+from .parse import _Builder, _SymbolicBuilder, _walk, evaluate_value, is_valid_name, parse_expression
 from .problem import Problem, Stage
 from .written import written_add, written_mul
 
@@ -94,6 +94,11 @@ class _TreeBuilder(_SymbolicBuilder):
         if op == "/" and right == 0:
             raise ZeroDivisionError
         return _Op(op, (left, right))
+
+    def chain(self, terms: list[tuple[str, Any]]) -> Any:
+        # Operation by operation (not the symbolic builder's one-Add shortcut): binary()
+        # keeps the written order and the user's parentheses.
+        return _Builder.chain(self, terms)
 
     def negate(self, operand: Any) -> Any:
         return super().negate(operand) if _constant(operand) else _Op("neg", (operand,))

@@ -45,6 +45,8 @@ from .problem import Problem, TrainConfig
 DTYPES = {"float64": np.float64, "float32": np.float32}
 PLOT_FORMATS = ("png", "svg", "pdf")
 TOP_DECADE = 200.0
+#: At most this many numbers in a run's history (about 160 MB): steps × (2 × parameters + 2).
+MAX_HISTORY_VALUES = 20_000_000
 
 Progress = Callable[[int, int], None]
 
@@ -375,6 +377,11 @@ class _Trainer:
     def run(self, dtype_name: str, progress: Progress | None) -> Training:
         total = self.updates()
         p = len(self.names)
+        # The history (SPEC §3: every step's state, loss and gradient) is
+        # allocated up front; refuse a run whose history would not fit rather
+        # than ask for 60 GB (steps = 10**9).
+        if (total + 1) * (2 * p + 2) > MAX_HISTORY_VALUES:
+            raise ExplainError("steps", message("train_too_long", steps=total, parameters=p, limit=MAX_HISTORY_VALUES))
         losses = np.empty(total + 1)
         states = np.empty((total + 1, p))
         batch_losses = np.empty(total)

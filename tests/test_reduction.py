@@ -52,6 +52,7 @@ def test_a_stage_without_data_counts_once_per_sample(stages: str, reduction: str
 def test_a_parameter_feeding_the_per_sample_loss_directly() -> None:
     # L = Σ (w·x_i + b) over x = 1, 2, 3: dL/db = 3 (one per sample), dL/dw = Σ x_i = 6.
     d = _derive("""
+loss = "y_pred"
 [data]
 x = [1, 2, 3]
 [parameters]
@@ -59,7 +60,6 @@ w = 0.5
 b = 0.25
 [forward]
 y_pred = "w*x + b"
-loss = "y_pred"
 """)
     assert d.gradients["b"].value == 3.0
     assert d.gradients["w"].value == 6.0
