@@ -116,6 +116,8 @@ class Training:
     columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     prediction: Prediction | None = None
     divergence: Divergence | None = None
+    #: The loss's formula when it is a [cost] (``mean(l) + lam/2*w**2``), not a bare reduction.
+    cost: str | None = None
 
     @property
     def steps(self) -> int:
@@ -178,7 +180,7 @@ class Training:
         """The ``training`` object of SPEC §3 (with a few more keys); inf and nan become null."""
         return _json_safe({
             "optimizer": self.optimizer, "learning_rate": self.learning_rate,
-            "reduction": self.reduction, "dtype": self.dtype,
+            "reduction": self.reduction, "cost": self.cost, "dtype": self.dtype,
             "steps": self.steps, "planned_steps": self.planned_steps,
             "epochs": self.epochs, "batch_size": self.batch_size,
             "history": self.history,
@@ -396,7 +398,7 @@ class _Trainer:
             planned_steps=total, epochs=c.epochs, batch_size=c.batch_size if c.optimizer == "minibatch" else None,
             losses=losses[:done + 1].copy(), states=states[:done + 1].copy(),
             batch_losses=batch_losses[:done].copy(), gradients=gradients[:done].copy(),
-            columns=dict(self.problem.data), divergence=divergence,
+            columns=dict(self.problem.data), divergence=divergence, cost=_cost_text(self.program.graph),
         )
         training.prediction = predict(self.problem, self.program, training)
         return training
@@ -515,3 +517,11 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
+
+
+def _cost_text(graph: Graph) -> str | None:
+    """``J = mean(l) + lam/2*w**2`` for a loss written in [cost]; None for a bare reduction."""
+    loss = graph.nodes[graph.loss]
+    if loss.expr is None or loss.reduction or not graph.reductions:
+        return None
+    return f"{loss.name} = {loss.text}"

@@ -17,6 +17,8 @@ import explain
 from explain.errors import ExplainError
 from explain.problem import loads
 
+from .conftest import EXAMPLES
+
 torch = pytest.importorskip("torch")
 
 
@@ -248,3 +250,14 @@ def test_saturated_values_do_not_print_as_whole_numbers(cli) -> None:
     text = done.stdout
     assert "(1 - 1)" not in text
     assert "0.9999999" in text
+
+
+def test_training_heading_shows_the_cost_not_a_plain_reduction(cli) -> None:
+    # examples/ridge_regression.toml reduces in [cost]: J = mean(l) + lam/2*w**2. The heading
+    # says so instead of "loss = mean over the samples", which would leave the penalty out.
+    out = cli("train", str(EXAMPLES / "ridge_regression.toml")).stdout
+    heading = out.splitlines()[0]
+    assert "loss J = mean(l) + lam/2*w**2" in heading and "over the samples" not in heading
+    # A problem that only reduces keeps the plain words.
+    out = cli("train", str(EXAMPLES / "seed001_linear_sgd.toml")).stdout
+    assert "loss = sum over the samples" in out.splitlines()[0]

@@ -130,6 +130,8 @@ def _header(run: Any, m: Messages) -> str:
     batch = m("train_batch", size=run.batch_size) if run.batch_size else ""
     # Sum or mean over samples only means something when there are samples.
     reduction = m("train_reduction", reduction=m(f"reduction_{run.reduction}")) if run.columns else ""
+    if run.cost:  # a [cost]: its formula says how the samples are reduced, and what is added
+        reduction = m("train_cost", cost=run.cost)
     return m("train_heading", optimizer=m(f"train_optimizer_{run.optimizer}"), rate=number(run.learning_rate),
              length=length, batch=batch, dtype=run.dtype, reduction=reduction)
 
