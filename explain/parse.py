@@ -304,7 +304,7 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
             # 9**9**9: the inner power is folded to a number, and SymPy would
             # then compute the outer one exactly, hanging the process.
             raise ValueError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
-        if op == "**" and not left.free_symbols and left.is_negative and right.is_integer is not True:
+        if op == "**" and not left.free_symbols and left.is_negative and not _whole(right):
             # (-8)**(2/3), (-2)**x: complex in SymPy's principal branch; refused
             # here, before Abs() or another function turns them into atan2 and im().
             raise ValueError(message("finite_not_real", expr=sp.Pow(left, right, evaluate=False)))
@@ -439,7 +439,7 @@ def _check_real(expr: sp.Expr, where: str) -> None:
         raise ExplainError(where, message("finite_not_real", expr="I"))
     powers = expr.atoms(sp.Pow)
     for power in powers:
-        if not power.base.free_symbols and power.base.is_negative and power.exp.is_integer is not True:
+        if not power.base.free_symbols and power.base.is_negative and not _whole(power.exp):
             raise ExplainError(where, message("finite_not_real", expr=power))
     # A power of two numbers that SymPy leaves unevaluated (1e308**pi) would be
     # computed with Python floats, which raise OverflowError instead of giving inf.
@@ -455,6 +455,11 @@ def _check_real(expr: sp.Expr, where: str) -> None:
             finite = False
         if not finite:
             raise ExplainError(where, message("finite_out_of_range", number=_magnitude(number)))
+
+
+def _whole(exponent: sp.Expr) -> bool:
+    """An exponent that is a whole number, written 2 or 2.0: a negative base to it is real."""
+    return bool(exponent.is_integer or (exponent.is_Number and float(exponent).is_integer()))
 
 
 def _magnitude(number: sp.Expr) -> str:

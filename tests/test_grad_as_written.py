@@ -309,7 +309,9 @@ values = st.floats(-2, 2, allow_nan=False)
 operations = trees(3).filter(lambda t: t.kind not in ("var", "const"))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+# derandomize: CI runs the same 40 examples every time (a longer random search is run by hand).
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(operations, values, values, values)
 def test_random_expressions_every_node_matches_autograd(tree: Tree, a: float, b: float, c: float) -> None:
     at = {"a": a, "b": b, "c": c}

@@ -364,3 +364,14 @@ def test_a_power_of_an_unevaluated_constant_function_is_not_out_of_range() -> No
     # SymPy leaves unevaluated; it is ln(2)² ≈ 0.4805 (by hand), not a number beyond float64.
     d = explain.derive(explain.loads('[parameters]\nw = 0.0\n[forward]\ns1 = "softplus(0.0)**2 + w"\n'))
     assert d.loss_value == pytest.approx(math.log(2) ** 2, rel=1e-15)
+
+
+def test_a_negative_number_to_a_whole_float_power_is_real() -> None:
+    # Found by tests/test_grad_as_written.py's random expressions: a - a - 0.5 folds to -0.5,
+    # and (-0.5)**2.0 was refused as "not a real number". By hand: ((-0.5)²)² + b = 1.0625 at
+    # b = 1; d/db = 1; a cancels, d/da = 0. A fractional power of a negative number stays refused.
+    d = explain.grad("((a - a - 0.5)**2.0)**2.0 + b", at={"a": 0.0, "b": 1.0})
+    assert d.loss_value == 1.0625 and d.gradients["b"].value == 1.0 and d.gradients["a"].value == 0.0
+    assert explain.grad("(-2)**3.0*w", at={"w": 1.0}).loss_value == -8.0
+    with pytest.raises(explain.ExplainError, match="not a real number"):
+        explain.grad("(-2)**2.5*w", at={"w": 1.0})
