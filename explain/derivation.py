@@ -148,6 +148,13 @@ class Derivation:
             values = {k: (v[sample] if isinstance(v, np.ndarray) else v) for k, v in values.items()}
         return self.graph.symbol_values(values)
 
+    def __repr__(self) -> str:
+        # Short: the whole derivation is what str(), print() and the renderers are for.
+        params = list(self.gradients)
+        shown = ", ".join(params[:6]) + (", …" if len(params) > 6 else "")
+        return (f"<Derivation {self.graph.title!r}: loss {self.loss} = {self.loss_value:.6g}, "
+                f"{len(self.graph.nodes)} nodes, gradients of {len(params)} parameter(s) ({shown})>")
+
     def _repr_markdown_(self) -> str:
         from .render.markdown import render_derivation
 

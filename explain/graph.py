@@ -71,6 +71,22 @@ class Graph:
     source: str = ""
     edges: list[Edge] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        """A readable listing, like a jaxpr: the leaves by kind, then one line per stage."""
+        lines = [f"Graph({self.title!r}, loss={self.loss}, {len(self.nodes)} nodes, {len(self.edges)} edges"
+                 + (f", {self.n_samples} samples)" if self.n_samples else ")")]
+        for kind, label in (("parameter", "parameters"), ("value", "values"), ("data", "data")):
+            names = [n.name for n in self.nodes.values() if n.kind == kind]
+            if names:
+                lines.append(f"  {label}: {', '.join(names)}")
+        for node in self.nodes.values():
+            if node.expr is not None:
+                index = "[i]" if node.per_sample else ""
+                lines.append(f"  {node.name}{index} = {node.expr}")
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
     # -- construction -----------------------------------------------------
     @classmethod
     def from_problem(cls, problem: Problem) -> Graph:
