@@ -18,6 +18,7 @@ from explain.cli import main
 from explain.errors import ExplainError
 from explain.problem import from_dict, load
 from explain.render import dot as dotmod
+from .conftest import EXAMPLES, run_cli
 from explain.render.dot import (
     GraphView, GraphvizMissingWarning, graph_dot, graph_svg, resolve_level, show, write_graph,
 )
@@ -274,3 +275,11 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
     assert code == 2
     assert "error" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_graph_refuses_a_format_option_it_would_ignore(tmp_path: Path) -> None:
+    # `graph --format json` used to write an SVG silently; the picture's format comes from -o.
+    out = tmp_path / "g.svg"
+    result = run_cli("graph", str(EXAMPLES / "seed003_network.toml"), "--format", "json", "-o", str(out))
+    assert result.returncode == 2 and "--format json" in result.stderr and "explain solve --format" in result.stderr
+    assert not out.exists()

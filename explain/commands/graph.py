@@ -24,6 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from ..derivation import derive
     from ..problem import load
 
+    if args.format != "text":
+        from ..errors import ExplainError
+        from ..i18n import Messages
+
+        # The drawing's format comes from the file name; --format would be silently ignored.
+        raise ExplainError(f"--format {args.format}", Messages(args.lang)("graph_format_option"))
     output = Path(args.output) if args.output else Path(Path(args.problem).stem + ".svg")
     check_graph_path(output, "--output", args.lang)  # fail before the work, not after
     derivation = derive(load(args.problem))
