@@ -130,6 +130,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    is_program = argv is None  # the `explain` command itself, not a program calling main()
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -146,14 +147,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _problem_warnings_shown():
             return _run(args, argv)
     except KeyboardInterrupt:
+        if is_program:
+            _ignore_further_signals()
         print(_message(getattr(args, "lang", "en"), "interrupted"), file=sys.stderr)
         return 130
     except Terminated:
+        if is_program:
+            _ignore_further_signals()
         print(_message(getattr(args, "lang", "en"), "terminated"), file=sys.stderr)
         return 143
     finally:
-        if previous is not None:
+        if previous is not None and not is_program:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _ignore_further_signals() -> None:
+    """Once the run is stopped, a second Ctrl-C (or one still pending) must not turn the
+    exit code 130 into a death by SIGINT (-2) halfway through the cleanup."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(number, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            return
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
