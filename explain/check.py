@@ -28,7 +28,7 @@ import sys
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,18 @@ from .diagnose import Diagnoser, Mistake, Quantity, Student, describe
 from .errors import ExplainError
 from .i18n import Messages
 from .parse import parse_expression
-from .problem import Problem, load
+from .problem import CheckConfig, Problem, load
 
-VERDICTS = ("correct", "incorrect", "unknown_key", "unparseable")
+#: Every verdict an item can carry (docs/checking.md#verdicts).  ``consistent`` is a later answer
+#: computed rightly from the student's own wrong earlier answer (follow-through); it earns
+#: ``[check] consistent_fraction`` of its points.  ``unreadable`` is a whole answers file.
+VERDICTS = ("correct", "imprecise", "consistent", "incorrect", "unknown_key", "unparseable", "unreadable")
+#: The verdicts that earn points, and the share of them (``consistent``'s comes from the problem).
+CREDIT = {"correct": 1.0}
+#: A true value this small is a zero (float64 round-off of an exact 0): only then is ``0`` right.
+ZERO = 1e-15
+#: An answer written with fewer significant digits than this is a guess: it gets no diagnosis.
+DIAGNOSIS_DIGITS = 2
 #: Digits beyond this are float64 noise: no answer is judged finer than 12 significant digits.
 NOISE = 1e-12
 #: Tolerance for symbolic answers, compared numerically (relative).
@@ -53,6 +62,8 @@ PAIR_DIGITS = 3
 _NUMBER = re.compile(r"[+-]?(?:\d[\d_]*)(?:\.\d[\d_]*)?(?:[eE][+-]?\d[\d_]*)?")
 _KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_+\-]+)\s*=\s*(.*)$""")
 _GRAD_KEY = re.compile(r"^\s*[d∂]\s*([A-Za-z]\w*)\s*/\s*[d∂]\s*([A-Za-z]\w*)\s*$")
+_DELTA_KEY = re.compile(r"^\s*(?:delta|δ)_([A-Za-z]\w*)\s*$")
+_TOML_LINE = re.compile(r"at line (\d+)")
 
 
 # -- reading answer files -------------------------------------------------------------
@@ -68,6 +79,7 @@ class Answer:
     value: Any
     places: tuple[float, ...] = ()
     line: int | None = None
+    written: str | None = None  # the number as the file writes it (``0.5370``, not 0.537)
 
     @property
     def kind(self) -> str:
@@ -112,7 +124,10 @@ def parse_answers(text: str, source: str = "<answers>") -> Answers:
     try:
         raw = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an integer of more than 4,300 digits
-        raise ExplainError(source, f"not valid TOML: {exc}") from None
+        error = ExplainError(source, f"not valid TOML: {exc}")
+        found = _TOML_LINE.search(str(exc))
+        error.line = int(found.group(1)) if found else None  # type: ignore[attr-defined]  # the class report's row
+        raise error from None
     for key in raw:
         if key != "answers":
             raise ExplainError(source, f"unknown key {key!r}: an answers file holds one [answers] table")
@@ -140,12 +155,13 @@ def _answer(key: str, value: Any, literal: str | None, line: int | None) -> Answ
         value = float(value)
     if isinstance(value, float):
         found = _NUMBER.findall(literal or "") or [repr(value)]
-        return Answer(key, value, (_place(found[0]),), line)
+        return Answer(key, value, (_place(found[0]),), line, found[0])
     if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         found = _NUMBER.findall(literal or "")
         if len(found) != len(value):
             found = [repr(float(v)) for v in value]
-        return Answer(key, [float(v) for v in value], tuple(_place(f) for f in found), line)
+        return Answer(key, [float(v) for v in value], tuple(_place(f) for f in found), line,
+                      "[" + ", ".join(found) + "]")
     return Answer(key, value, (), line)
 
 
@@ -236,12 +252,29 @@ class Item:
     diagnosis: Diagnosis | None = None
     note: str | None = None
     line: int | None = None
+    written: str | None = None
+    points: float = 0.0
+    max_points: float = 1.0
+
+    @property
+    def shown(self) -> str:
+        """The given value as the student wrote it (``0.5370`` stays ``0.5370``)."""
+        if self.written is not None:
+            return self.written
+        if isinstance(self.given, list):
+            return "[" + ", ".join(repr(v) if isinstance(v, float) else str(v) for v in self.given) + "]"
+        return repr(self.given) if isinstance(self.given, float) else str(self.given)
 
     def to_dict(self) -> dict[str, Any]:
         result = {"key": self.key, "given": _jsonable(self.given), "expected": _jsonable(self.expected),
-                  "verdict": self.verdict, "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None}
+                  "verdict": self.verdict, "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
+                  "points": _points(self.points), "max_points": _points(self.max_points)}
+        if self.written is not None:
+            result["written"] = self.written
         if self.note:
             result["note"] = self.note
+        if self.line is not None:
+            result["line"] = self.line
         return result
 
 
@@ -252,14 +285,26 @@ class Report:
     items: list[Item]
     source: str = "<answers>"
     lang: str = "en"
+    #: Points of the questions in ``[marks]`` that this file does not answer (they count in max_points).
+    unanswered: dict[str, float] = field(default_factory=dict)
 
     @property
     def student(self) -> str:
         return Path(self.source).stem
 
     @property
-    def score(self) -> dict[str, int]:
-        return {"correct": sum(i.verdict == "correct" for i in self.items), "total": len(self.items)}
+    def score(self) -> dict[str, Any]:
+        """``{correct, total, points, max_points}``: points are whole numbers when they are whole."""
+        points = sum(i.points for i in self.items)
+        most = sum(i.max_points for i in self.items) + sum(self.unanswered.values())
+        return {"correct": sum(i.verdict == "correct" for i in self.items), "total": len(self.items),
+                "points": _points(points), "max_points": _points(most)}
+
+    @property
+    def percent(self) -> float:
+        """The points as a percentage of max_points (0 when nothing can be earned)."""
+        score = self.score
+        return 100.0 * score["points"] / score["max_points"] if score["max_points"] else 0.0
 
     @property
     def passed(self) -> bool:
@@ -274,6 +319,11 @@ class Report:
         from .commands.check import render_markdown
 
         return render_markdown([self], precision=6)
+
+
+def _points(value: float) -> float | int:
+    value = round(float(value), 6)  # 1/3 + 1/3 + 1/3 of a point is 1
+    return int(value) if value.is_integer() else value
 
 
 def _jsonable(value: Any) -> Any:
@@ -294,14 +344,19 @@ class Grader:
     Derivation, ``learning_rate`` must be given for the after-one-step answers
     (with a Problem it comes from ``[train]``; sgd and minibatch steps use the
     first sample, or the first batch, in order).  ``rtol`` replaces the
-    precision-as-written rule by a relative tolerance.
+    precision-as-written rule by a relative tolerance.  ``sigfigs`` (default:
+    the problem's ``[check] sigfigs``, else 3) is how many significant digits
+    a number needs for credit; the problem's ``[marks]`` and ``[check]
+    consistent_fraction`` give the points (docs/checking.md#marks).
     """
 
     def __init__(self, source: Problem | Derivation | str | Path, *, rtol: float | None = None, lang: str = "en",
-                 learning_rate: float | None = None) -> None:
+                 learning_rate: float | None = None, sigfigs: int | None = None) -> None:
         if isinstance(source, (str, Path)):
             source = load(source)
         batch = None
+        config = source.check if isinstance(source, Problem) else CheckConfig()
+        self.problem_source = source.source if isinstance(source, Problem) else "<problem>"
         if isinstance(source, Problem):
             self.derivation = derive(source)
             if source.train is not None:
@@ -315,12 +370,27 @@ class Grader:
         self.rtol = rtol
         self.lang = lang
         self.messages = Messages(lang)
+        if sigfigs is not None and (isinstance(sigfigs, bool) or not 1 <= sigfigs <= 12):
+            raise ExplainError("--sigfigs", f"must be a whole number from 1 to 12, got {sigfigs}")
+        self.sigfigs = sigfigs if sigfigs is not None else config.sigfigs
         self.learning_rate = learning_rate
         self.student = Student(self.graph, learning_rate, batch, program=self.derivation.program)
         self.diagnoser = Diagnoser(self.student, learning_rate)
         self._words: dict[tuple[Mistake, Quantity], tuple[str, str]] = {}
         self._symbolic = _Symbolic(self.derivation, self.student)
+        self.credit = {**CREDIT, "consistent": config.consistent_fraction}
+        self.marks = self._resolve_marks(config.marks)
 
+    def _resolve_marks(self, marks: Mapping[str, float]) -> dict[Quantity, tuple[str, float]]:
+        """``[marks]`` by quantity (``dE/dw5`` and ``∂E/∂w5`` are one question); unknown keys are errors."""
+        resolved: dict[Quantity, tuple[str, float]] = {}
+        for key, points in marks.items():
+            q = self.quantity(key)
+            if q is None:
+                raise ExplainError(f"{self.problem_source}: [marks] {key}",
+                                   f"is not a quantity of this problem{self._did_you_mean(key)}")
+            resolved[q] = (key, points)
+        return resolved
     @property
     def singles(self) -> list[Mistake]:
         """The catalogue's mistakes for this problem, their results computed (once)."""
@@ -342,6 +412,10 @@ class Grader:
         if match := _GRAD_KEY.match(key):
             of, wrt = match.groups()
             return Quantity("grad", wrt) if of in self.loss_names and wrt in g.reaches_loss else None
+        if match := _DELTA_KEY.match(key):
+            # delta_o1 (δ_o1) is the delta of unit o1, ∂loss/∂in_o1, as the formulas' delta_ names it.
+            node = self._symbolic.deltas.get(f"delta_{match.group(1)}")
+            return Quantity("grad", node) if node is not None and node in g.reaches_loss else None
         if key in (f"{n}+" for n in self.loss_names):
             return Quantity("loss_after", g.loss)
         if key.endswith("+") and key[:-1] in g.parameters:
@@ -349,6 +423,25 @@ class Grader:
         if key in g.nodes:
             return Quantity("value", key)
         return None
+
+    def keys(self) -> list[str]:
+        """Every answer key this problem has, one spelling each (for "did you mean")."""
+        g = self.graph
+        keys = [n for n in g.nodes]
+        keys += [f"d{g.loss}/d{n}" for n in g.nodes if n in g.reaches_loss]
+        keys += [d for d, n in self._symbolic.deltas.items() if n in g.reaches_loss and not d[6:] in g.nodes]
+        if self.learning_rate is not None:
+            keys += [f"{p}+" for p in g.parameters] + [f"{g.loss}+"]
+        return keys
+
+    def _did_you_mean(self, key: str) -> str:
+        """`` (did you mean 'dE/dw1'?)`` for a key close to one of the problem's, else ``""``."""
+        import difflib
+
+        keys = self.keys()
+        folded = {k.lower().replace("∂", "d"): k for k in keys}
+        found = difflib.get_close_matches(key.strip().lower().replace("∂", "d"), list(folded), n=1, cutoff=0.6)
+        return self.messages("check_did_you_mean", key=folded[found[0]]) if found else ""
 
     def grade(self, answers: Answers) -> Report:
         """Grade one student's answers.
@@ -369,14 +462,38 @@ class Grader:
                           if items[id(a)].diagnosis is not None})
         prefer = (*prefer, "update_sign", "stale_parameters")
         items.update({id(a): self.grade_one(a, answers.source, prefer) for a in after})
-        return Report([items[id(a)] for a in answers.items], answers.source, self.lang)
+        return self.mark(Report([items[id(a)] for a in answers.items], answers.source, self.lang))
+
+    def mark(self, report: Report) -> Report:
+        """Give every item its points, from its final verdict (so run it after any change of verdict).
+
+        An item earns its question's points (``[marks]``, default 1) times the
+        credit of its verdict: 1 for ``correct``, ``[check] consistent_fraction``
+        for ``consistent``, 0 otherwise.  With ``[marks]``, the questions are the
+        ones it lists: an unknown key weighs nothing and a marked question left
+        unanswered counts in max_points.
+        """
+        answered = set()
+        items = []
+        for item in report.items:
+            q = self.quantity(item.key) if item.verdict != "unknown_key" else None
+            if q is not None:
+                answered.add(q)
+            weight = self.marks[q][1] if q in self.marks else (0.0 if self.marks and q is None else 1.0)
+            items.append(replace(item, points=weight * self.credit.get(item.verdict, 0.0), max_points=weight))
+        unanswered = {key: points for q, (key, points) in self.marks.items() if q not in answered}
+        return Report(items, report.source, report.lang, unanswered)
 
     def grade_one(self, answer: Answer, source: str = "<answers>", prefer: Sequence[str] = ()) -> Item:
+        """The verdict on one answer (its points are given by :meth:`mark`)."""
+        return replace(self._judge(answer, source, prefer), written=answer.written)
+
+    def _judge(self, answer: Answer, source: str, prefer: Sequence[str]) -> Item:
         m, g = self.messages, self.graph
         q = self.quantity(answer.key)
         if q is None:
             stages = ", ".join(n.name for n in g.stages)
-            note = m("check_unknown_key", answer=answer.key, stages=stages, loss=g.loss)
+            note = m("check_unknown_key", answer=answer.key, stages=stages, loss=g.loss) + self._did_you_mean(answer.key)
             return Item(answer.key, answer.value, None, "unknown_key", note=note, line=answer.line)
         if q.kind in ("after", "loss_after") and self.learning_rate is None:
             return Item(answer.key, answer.value, None, "unknown_key",
@@ -395,8 +512,16 @@ class Grader:
         if given.shape != shape:
             note = m("check_expected_list", n=shape[0]) if shape else m("check_expected_number")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
-        if _within(given, expected, self._tolerance(answer, expected, shape)):
+        verdict = self._number_verdict(answer, given, expected, shape)
+        if verdict == "correct":
             return Item(answer.key, answer.value, expected, "correct", line=answer.line)
+        if verdict == "imprecise":
+            note = m("check_imprecise", digits=answer.digits, needed=self.sigfigs)
+            return Item(answer.key, answer.value, expected, "imprecise", note=note, line=answer.line)
+        if self.rtol is None and answer.digits < DIAGNOSIS_DIGITS:
+            # A one-digit number (0, 0.0007) matches some mistake by chance: no diagnosis for a guess.
+            note = m("check_too_few_digits_to_diagnose", needed=DIAGNOSIS_DIGITS)
+            return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
         pairs = self.rtol is not None or answer.digits >= PAIR_DIGITS
 
         def matches(values: np.ndarray) -> np.ndarray:
@@ -404,6 +529,37 @@ class Grader:
             return np.all(close, axis=tuple(range(1, values.ndim)))
 
         return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer)
+
+    def _number_verdict(self, answer: Answer, given: np.ndarray, expected: Any, shape: tuple[int, ...]) -> str:
+        """``correct``, ``imprecise`` or ``incorrect`` for a number (or a list of numbers).
+
+        Significant-figure judging, after PrairieLearn's ``is_correct_scalar_sf``
+        (correct within half a unit of the required digit of the true value):
+        an answer must (1) not be wrong at the precision it was written (the true
+        value rounds to it), (2) match the true value to ``sigfigs`` significant
+        digits, and (3) be written with at least ``sigfigs`` of them, else it is
+        ``imprecise`` (right as far as it goes).  ``0`` is right only for a true 0:
+        it has no significant digit.  ``--rtol`` replaces all this.
+        """
+        if not _within(given, expected, self._tolerance(answer, expected, shape)):
+            return "incorrect"
+        if self.rtol is not None:
+            return "correct"
+        truth = np.atleast_1d(np.asarray(expected, dtype=float))
+        values = np.atleast_1d(given)
+        imprecise = False
+        for v, t, place in zip(values, truth, answer.places):
+            if abs(t) <= ZERO:
+                continue  # within half a written unit of a true 0: right at any number of digits
+            if v == 0:
+                return "incorrect"
+            if _significant(v, place) < self.sigfigs:
+                imprecise = True
+                continue
+            unit = 10.0 ** (math.floor(math.log10(abs(t)) + 1e-12) - self.sigfigs + 1)
+            if abs(v - t) > 0.5 * unit * (1 + 1e-9) + NOISE * abs(t):
+                return "incorrect"  # 0.100 for 0.0999: the true value to 3 digits is 0.0999
+        return "imprecise" if imprecise else "correct"
 
     def _tolerance(self, answer: Answer, reference: Any, shape: tuple[int, ...]) -> Any:
         """How far from ``reference`` (the truth, or stacked candidates) an answer may be."""
