@@ -255,6 +255,7 @@ class Item:
     written: str | None = None
     points: float = 0.0
     max_points: float = 1.0
+    question: str | None = None  # the quantity in one spelling (``∂E/∂w5`` → ``dE/dw5``), for class statistics
 
     @property
     def shown(self) -> str:
@@ -424,6 +425,22 @@ class Grader:
             return Quantity("value", key)
         return None
 
+    def name_of(self, q: Quantity) -> str:
+        """One spelling of a quantity: the ``[marks]`` key when it has one, else ``dE/dw5``, ``w5+``, ``E+``, ``out_o1``."""
+        if q in self.marks:
+            return self.marks[q][0]
+        if q.kind == "grad":
+            return f"d{self.graph.loss}/d{q.name}"
+        if q.kind in ("after", "loss_after"):
+            return f"{q.name}+"
+        return q.name
+
+    def unreadable(self, graded: Graded) -> Report:
+        """The report of a file that could not be read: one ``unreadable`` row, worth the problem's marks."""
+        item = Item("", None, None, "unreadable", note=graded.reason or graded.error, line=graded.line,
+                    max_points=0.0)
+        return Report([item], graded.path, self.lang, {key: points for key, points in self.marks.values()})
+
     def keys(self) -> list[str]:
         """Every answer key this problem has, one spelling each (for "did you mean")."""
         g = self.graph
@@ -480,7 +497,8 @@ class Grader:
             if q is not None:
                 answered.add(q)
             weight = self.marks[q][1] if q in self.marks else (0.0 if self.marks and q is None else 1.0)
-            items.append(replace(item, points=weight * self.credit.get(item.verdict, 0.0), max_points=weight))
+            items.append(replace(item, points=weight * self.credit.get(item.verdict, 0.0), max_points=weight,
+                                 question=self.name_of(q) if q is not None else None))
         unanswered = {key: points for q, (key, points) in self.marks.items() if q not in answered}
         return Report(items, report.source, report.lang, unanswered)
 
@@ -757,18 +775,19 @@ class _Symbolic:
 
 
 def check(source: Problem | Derivation | str | Path, answers: Answers | Mapping[str, Any] | str | Path,
-          rtol: float | None = None, lang: str = "en", learning_rate: float | None = None) -> Report:
+          rtol: float | None = None, lang: str = "en", learning_rate: float | None = None,
+          sigfigs: int | None = None) -> Report:
     """Grade one set of answers against a problem (see :class:`Grader`).
 
     >>> import explain.check as c
     >>> c.check("examples/seed003_network.toml", {"dE/dw5": 0.0346}).score
-    {'correct': 1, 'total': 1}
+    {'correct': 1, 'total': 1, 'points': 1, 'max_points': 1}
     """
     if isinstance(answers, (str, Path)):
         answers = read_answers(answers)
     elif not isinstance(answers, Answers):
         answers = answers_from_mapping(answers)
-    return Grader(source, rtol=rtol, lang=lang, learning_rate=learning_rate).grade(answers)
+    return Grader(source, rtol=rtol, lang=lang, learning_rate=learning_rate, sigfigs=sigfigs).grade(answers)
 
 
 # -- many answer files ------------------------------------------------------------------
@@ -779,21 +798,23 @@ class Graded:
     path: str
     report: Report | None = None
     error: str | None = None
+    line: int | None = None  # where the file could not be read, when known
+    reason: str | None = None  # why, without the file's name
 
 
 _GRADER: Grader | None = None
 _GRADER_KEY: tuple[Any, ...] | None = None
 
 
-def _start_worker(problem: str, rtol: float | None, lang: str) -> None:
+def _start_worker(problem: str, rtol: float | None, lang: str, sigfigs: int | None = None) -> None:
     """Process initializer: derive the problem once per process (inherited when forked)."""
     global _GRADER, _GRADER_KEY
-    key = (problem, rtol, lang)
+    key = (problem, rtol, lang, sigfigs)
     if _GRADER is None or _GRADER_KEY != key:
-        _GRADER, _GRADER_KEY = Grader(problem, rtol=rtol, lang=lang), key
+        _GRADER, _GRADER_KEY = Grader(problem, rtol=rtol, lang=lang, sigfigs=sigfigs), key
 
 
-def _start_child(parent: int, problem: str, rtol: float | None, lang: str) -> None:
+def _start_child(parent: int, problem: str, rtol: float | None, lang: str, sigfigs: int | None = None) -> None:
     """Worker initializer: die with the parent, leave Ctrl-C to it, then derive as usual.
 
     A forked worker inherits the parent's SIGTERM handler (which raises in the
@@ -806,7 +827,7 @@ def _start_child(parent: int, problem: str, rtol: float | None, lang: str) -> No
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    _start_worker(problem, rtol, lang)
+    _start_worker(problem, rtol, lang, sigfigs)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -846,12 +867,13 @@ def _grade_chunk(paths: Sequence[str]) -> list[Graded]:
         try:
             results.append(Graded(path, _GRADER.grade(read_answers(path))))
         except ExplainError as exc:
-            results.append(Graded(path, error=str(exc)))
+            results.append(Graded(path, error=str(exc), line=getattr(exc, "line", None), reason=exc.reason))
     return results
 
 
 def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float | None = None, lang: str = "en",
-                jobs: int | None = None, progress: Callable[[int], None] | None = None) -> list[Graded]:
+                jobs: int | None = None, progress: Callable[[int], None] | None = None,
+                sigfigs: int | None = None) -> list[Graded]:
     """Grade many answers files against one problem, in parallel processes.
 
     The problem is derived once in this process; on systems that fork,
@@ -862,7 +884,7 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     global _GRADER, _GRADER_KEY
     paths = [str(p) for p in paths]
     problem = str(problem)
-    _start_worker(problem, rtol, lang)
+    _start_worker(problem, rtol, lang, sigfigs)
     assert _GRADER is not None
     _GRADER.singles  # noqa: B018 - computed before forking, so that workers share it
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
@@ -884,7 +906,7 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
     by_path: dict[str, Graded] = {}
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_child,
-                               initargs=(os.getpid(), problem, rtol, lang))
+                               initargs=(os.getpid(), problem, rtol, lang, sigfigs))
     try:
         futures = [pool.submit(_grade_chunk, chunk) for chunk in chunks]
         for future in as_completed(futures):
@@ -899,7 +921,38 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     return [by_path[p] for p in paths]
 
 
+def grade_roster(roster: str | Path, paths: Iterable[str | Path], *, rtol: float | None = None, lang: str = "en",
+                 jobs: int | None = None, progress: Callable[[int], None] | None = None,
+                 sigfigs: int | None = None) -> tuple[list[Graded], dict[str, str]]:
+    """Grade each student (the answers file's name) against their own variant, as the roster says.
+
+    Returns the results in the order of ``paths`` and, for each path, the variant
+    file it was graded against.  A student missing from the roster gets an
+    unreadable row (graded against no problem), as a file that cannot be read does.
+    """
+    from .roster import read_roster
+
+    students = read_roster(roster)
+    paths = [str(p) for p in paths]
+    groups: dict[str, list[str]] = {}
+    results: dict[str, Graded] = {}
+    problem_of: dict[str, str] = {}
+    for path in paths:
+        variant = students.get(Path(path).stem)
+        if variant is None:
+            reason = Messages(lang)("check_not_in_roster", student=Path(path).stem, roster=str(roster))
+            results[path] = Graded(path, error=f"{path}: {reason}", reason=reason)
+            continue
+        groups.setdefault(variant, []).append(path)
+        problem_of[path] = variant
+    for variant, group in groups.items():
+        for graded in grade_files(variant, group, rtol=rtol, lang=lang, jobs=jobs, progress=progress,
+                                  sigfigs=sigfigs):
+            results[graded.path] = graded
+    return [results[p] for p in paths], problem_of
+
+
 __all__ = [
     "Answer", "Answers", "Diagnosis", "Grader", "Graded", "Item", "Report", "VERDICTS",
-    "check", "grade_files", "parse_answers", "read_answers", "answers_from_mapping",
+    "check", "grade_files", "grade_roster", "parse_answers", "read_answers", "answers_from_mapping",
 ]

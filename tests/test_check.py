@@ -278,7 +278,9 @@ def test_cli_exit_codes(tmp_path):
     result = run_cli("check", str(NETWORK), str(bad), "--report", str(tmp_path / "grades.csv"))
     assert result.returncode == 2
     assert "line 2" in result.stderr and "bad.toml" in result.stderr
-    assert not (tmp_path / "grades.csv").exists()
+    # The report is written all the same, with the unreadable file's own row (issue 10 item 5).
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert [(r["student"], r["verdict"], r["line"]) for r in rows] == [("bad", "unreadable", "2")]
 
 
 def test_cli_batch_grading_with_report(tmp_path):
