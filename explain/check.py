@@ -408,6 +408,12 @@ class Grader:
 
     def quantity(self, key: str) -> Quantity | None:
         """What an answer key asks for, or None for a key this problem does not have."""
+        cache = self.__dict__.setdefault("_quantities", {})  # a class asks the same dozen keys a thousand times
+        if key not in cache:
+            cache[key] = self._quantity(key)
+        return cache[key]  # type: ignore[no-any-return]
+
+    def _quantity(self, key: str) -> Quantity | None:
         g = self.graph
         key = key.strip()
         if match := _GRAD_KEY.match(key):
