@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -77,9 +78,13 @@ def main() -> None:
         command = [sys.executable, "-m", "explain", "check", str(PROBLEM), *map(str, paths),
                    "--report", str(report), "--jobs", str(args.jobs), "--format", "json",
                    "-o", str(directory / "class.json")]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU seconds of the command and its workers: what the wall time would be on idle cores, summed.
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if result.returncode not in (0, 1):
             sys.exit(f"explain check failed ({result.returncode}): {result.stderr}")
         rows = list(csv.DictReader(report.open()))
@@ -87,7 +92,8 @@ def main() -> None:
     diagnosed = sum(1 for r in wrong if r["code"])
     print(f"graded {args.files} answer files ({len(rows)} answers) with --jobs {args.jobs} "
           f"on {os.cpu_count()} CPUs: {elapsed:.2f} s, {args.files / elapsed:.0f} files/s "
-          f"(whole command: start-up, derivation, grading, report)")
+          f"(whole command: start-up, verification, derivation, grading, report); CPU time {cpu:.2f} s, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"incorrect answers: {len(wrong)}, diagnosed: {diagnosed}, no diagnosis: {len(wrong) - diagnosed}")
     verdicts = Counter(r["verdict"] for r in rows)
     print("verdicts: " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))

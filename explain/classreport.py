@@ -89,7 +89,7 @@ def render_summary(summary: dict[str, Any], lang: str = "en", markdown: bool = F
         header = [m("check_col_question"), m("check_col_answered"), m("check_col_right"),
                   *(m(f"check_verdict_{v}") for v in shown), m("check_col_mean")]
         rows = [[q["key"], str(q["answered"]), str(q["correct"]), *(str(q[v]) for v in shown),
-                 f"{q['mean_points']}/{q['max_points']}"] for q in summary["questions"]]
+                 f"{q['mean_points']:.3g}/{q['max_points']:g}"] for q in summary["questions"]]
         lines += [title(m("check_questions_title")), "", *_table(header, rows, markdown)]
     return "\n".join(lines).rstrip()
 
@@ -102,6 +102,7 @@ def chart(summary: dict[str, Any], lang: str = "en") -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     m = Messages(lang)
     diagnosed = [e for e in summary["mistakes"] if e["code"] is not None]
@@ -123,8 +124,10 @@ def chart(summary: dict[str, Any], lang: str = "en") -> bytes:
                 start = [a + b for a, b in zip(start, counts)]
         right.set_title(m("check_chart_questions"))
         right.set_xlabel(m("check_col_students"))
+        for axes in (left, right):
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # students are counted, not measured
         if keys:
-            right.legend(loc="lower right", fontsize="small")
+            right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=5, fontsize="small", frameon=False)
         fig.tight_layout()
         out = io.BytesIO()
         # No date or software version in the file: the same class gives the same bytes.
