@@ -562,7 +562,8 @@ class Grader:
         an answer must (1) not be wrong at the precision it was written (the true
         value rounds to it), (2) match the true value to ``sigfigs`` significant
         digits, and (3) be written with at least ``sigfigs`` of them, else it is
-        ``imprecise`` (right as far as it goes).  ``0`` is right only for a true 0:
+        ``imprecise`` (right as far as it goes) — unless the digits left out are
+        zeros of the true value (``2`` for a true 2.000).  ``0`` is right only for a true 0:
         it has no significant digit.  ``--rtol`` replaces all this.
         """
         if not _within(given, expected, self._tolerance(answer, expected, shape)):
@@ -577,11 +578,14 @@ class Grader:
                 continue  # within half a written unit of a true 0: right at any number of digits
             if v == 0:
                 return "incorrect"
-            if _significant(v, place) < self.sigfigs:
-                imprecise = True
-                continue
             unit = 10.0 ** (math.floor(math.log10(abs(t)) + 1e-12) - self.sigfigs + 1)
-            if abs(v - t) > 0.5 * unit * (1 + 1e-9) + NOISE * abs(t):
+            matches = abs(v - t) <= 0.5 * unit * (1 + 1e-9) + NOISE * abs(t)
+            if _significant(v, place) < self.sigfigs:
+                # Short, but the digits left out are zeros of the true value (2 for 2.000, 0.3 for 0.30004):
+                # right, as PrairieLearn's value-based comparison has it; otherwise imprecise.
+                imprecise = imprecise or not matches
+                continue
+            if not matches:
                 return "incorrect"  # 0.100 for 0.0999: the true value to 3 digits is 0.0999
         return "imprecise" if imprecise else "correct"
 

@@ -56,6 +56,9 @@ def test_zero_is_right_for_a_true_zero():
     problem = loads('[parameters]\nw = 0.0\n[forward]\nl = "w**2 + 0.5*w"\nm = "(w - 1)**2"\n', "zero.toml")
     grader = Grader(problem)
     assert grader.grade(parse_answers(answers({"dm/dw": "-2.00", "l": "0"}))).passed  # l = 0 exactly
+    # "-2" has one significant digit, but the digits left out are the zeros of -2.00: right, not imprecise.
+    assert grader.grade(parse_answers(answers({"dm/dw": "-2"}))).passed
+    assert grader.grade(parse_answers(answers({"dm/dw": "-2.1"}))).items[0].verdict == "incorrect"
     item = grader.grade(parse_answers(answers({"dm/dw": "0"}))).items[0]
     assert item.verdict == "incorrect"
     assert grader.grade(parse_answers(answers({"l": "0.001"}))).items[0].verdict == "incorrect"  # 0.001 ≠ 0
