@@ -452,7 +452,7 @@ class Grader:
         g = self.graph
         keys = [n for n in g.nodes]
         keys += [f"d{g.loss}/d{n}" for n in g.nodes if n in g.reaches_loss]
-        keys += [d for d, n in self._symbolic.deltas.items() if n in g.reaches_loss and not d[6:] in g.nodes]
+        keys += [d for d, n in self._symbolic.deltas.items() if n in g.reaches_loss and d[6:] not in g.nodes]
         if self.learning_rate is not None:
             keys += [f"{p}+" for p in g.parameters] + [f"{g.loss}+"]
         return keys
