@@ -133,6 +133,8 @@ def test_marks_naming_no_quantity_are_an_error_with_a_suggestion():
         loads(NETWORK.read_text() + '\n[marks]\nx = "two"\n', "bad.toml")
     with pytest.raises(ExplainError, match="sigfigs"):
         loads(NETWORK.read_text() + '\n[check]\nsigfigs = 0\n', "bad.toml")
+    with pytest.raises(ExplainError, match="--sigfigs"):
+        Grader(NETWORK, sigfigs=13)
 
 
 def test_cli_prints_points_and_percentage(tmp_path):
