@@ -28,7 +28,7 @@ import sys
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,18 @@ from .diagnose import Diagnoser, Mistake, Quantity, Student, describe
 from .errors import ExplainError
 from .i18n import Messages
 from .parse import parse_expression
-from .problem import Problem, load
+from .problem import CheckConfig, Problem, load
 
-VERDICTS = ("correct", "incorrect", "unknown_key", "unparseable")
+#: Every verdict an item can carry (docs/checking.md#verdicts).  ``consistent`` is a later answer
+#: computed rightly from the student's own wrong earlier answer (follow-through); it earns
+#: ``[check] consistent_fraction`` of its points.  ``unreadable`` is a whole answers file.
+VERDICTS = ("correct", "imprecise", "consistent", "incorrect", "unknown_key", "unparseable", "unreadable")
+#: The verdicts that earn points, and the share of them (``consistent``'s comes from the problem).
+CREDIT = {"correct": 1.0}
+#: A true value this small is a zero (float64 round-off of an exact 0): only then is ``0`` right.
+ZERO = 1e-15
+#: An answer written with fewer significant digits than this is a guess: it gets no diagnosis.
+DIAGNOSIS_DIGITS = 2
 #: Digits beyond this are float64 noise: no answer is judged finer than 12 significant digits.
 NOISE = 1e-12
 #: Tolerance for symbolic answers, compared numerically (relative).
@@ -58,6 +67,8 @@ PAIR_DIGITS = 3
 _NUMBER = re.compile(r"[+-]?(?:\d[\d_]*)(?:\.\d[\d_]*)?(?:[eE][+-]?\d[\d_]*)?")
 _KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_+\-]+)\s*=\s*(.*)$""")
 _GRAD_KEY = re.compile(r"^\s*[d∂]\s*([A-Za-z]\w*)\s*/\s*[d∂]\s*([A-Za-z]\w*)\s*$")
+_DELTA_KEY = re.compile(r"^\s*(?:delta|δ)_([A-Za-z]\w*)\s*$")
+_TOML_LINE = re.compile(r"at line (\d+)")
 
 
 # -- reading answer files -------------------------------------------------------------
@@ -73,6 +84,7 @@ class Answer:
     value: Any
     places: tuple[float, ...] = ()
     line: int | None = None
+    written: str | None = None  # the number as the file writes it (``0.5370``, not 0.537)
 
     @property
     def kind(self) -> str:
@@ -117,7 +129,10 @@ def parse_answers(text: str, source: str = "<answers>") -> Answers:
     try:
         raw = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an integer of more than 4,300 digits
-        raise ExplainError(source, f"not valid TOML: {exc}") from None
+        error = ExplainError(source, f"not valid TOML: {exc}")
+        found = _TOML_LINE.search(str(exc))
+        error.line = int(found.group(1)) if found else None  # type: ignore[attr-defined]  # the class report's row
+        raise error from None
     for key in raw:
         if key != "answers":
             raise ExplainError(source, f"unknown key {key!r}: an answers file holds one [answers] table")
@@ -145,12 +160,13 @@ def _answer(key: str, value: Any, literal: str | None, line: int | None) -> Answ
         value = float(value)
     if isinstance(value, float):
         found = _NUMBER.findall(literal or "") or [repr(value)]
-        return Answer(key, value, (_place(found[0]),), line)
+        return Answer(key, value, (_place(found[0]),), line, found[0])
     if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         found = _NUMBER.findall(literal or "")
         if len(found) != len(value):
             found = [repr(float(v)) for v in value]
-        return Answer(key, [float(v) for v in value], tuple(_place(f) for f in found), line)
+        return Answer(key, [float(v) for v in value], tuple(_place(f) for f in found), line,
+                      "[" + ", ".join(found) + "]")
     return Answer(key, value, (), line)
 
 
@@ -241,12 +257,30 @@ class Item:
     diagnosis: Diagnosis | None = None
     note: str | None = None
     line: int | None = None
+    written: str | None = None
+    points: float = 0.0
+    max_points: float = 1.0
+    question: str | None = None  # the quantity in one spelling (``∂E/∂w5`` → ``dE/dw5``), for class statistics
+
+    @property
+    def shown(self) -> str:
+        """The given value as the student wrote it (``0.5370`` stays ``0.5370``)."""
+        if self.written is not None:
+            return self.written
+        if isinstance(self.given, list):
+            return "[" + ", ".join(repr(v) if isinstance(v, float) else str(v) for v in self.given) + "]"
+        return repr(self.given) if isinstance(self.given, float) else str(self.given)
 
     def to_dict(self) -> dict[str, Any]:
         result = {"key": self.key, "given": _jsonable(self.given), "expected": _jsonable(self.expected),
-                  "verdict": self.verdict, "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None}
+                  "verdict": self.verdict, "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
+                  "points": _points(self.points), "max_points": _points(self.max_points)}
+        if self.written is not None:
+            result["written"] = self.written
         if self.note:
             result["note"] = self.note
+        if self.line is not None:
+            result["line"] = self.line
         return result
 
 
@@ -257,14 +291,26 @@ class Report:
     items: list[Item]
     source: str = "<answers>"
     lang: str = "en"
+    #: Points of the questions in ``[marks]`` that this file does not answer (they count in max_points).
+    unanswered: dict[str, float] = field(default_factory=dict)
 
     @property
     def student(self) -> str:
         return Path(self.source).stem
 
     @property
-    def score(self) -> dict[str, int]:
-        return {"correct": sum(i.verdict == "correct" for i in self.items), "total": len(self.items)}
+    def score(self) -> dict[str, Any]:
+        """``{correct, total, points, max_points}``: points are whole numbers when they are whole."""
+        points = sum(i.points for i in self.items)
+        most = sum(i.max_points for i in self.items) + sum(self.unanswered.values())
+        return {"correct": sum(i.verdict == "correct" for i in self.items), "total": len(self.items),
+                "points": _points(points), "max_points": _points(most)}
+
+    @property
+    def percent(self) -> float:
+        """The points as a percentage of max_points (0 when nothing can be earned)."""
+        score = self.score
+        return 100.0 * score["points"] / score["max_points"] if score["max_points"] else 0.0
 
     @property
     def passed(self) -> bool:
@@ -279,6 +325,11 @@ class Report:
         from .commands.check import render_markdown
 
         return render_markdown([self], precision=6)
+
+
+def _points(value: float) -> float | int:
+    value = round(float(value), 6)  # 1/3 + 1/3 + 1/3 of a point is 1
+    return int(value) if value.is_integer() else value
 
 
 def _jsonable(value: Any) -> Any:
@@ -299,14 +350,19 @@ class Grader:
     Derivation, ``learning_rate`` must be given for the after-one-step answers
     (with a Problem it comes from ``[train]``; sgd and minibatch steps use the
     first sample, or the first batch, in order).  ``rtol`` replaces the
-    precision-as-written rule by a relative tolerance.
+    precision-as-written rule by a relative tolerance.  ``sigfigs`` (default:
+    the problem's ``[check] sigfigs``, else 3) is how many significant digits
+    a number needs for credit; the problem's ``[marks]`` and ``[check]
+    consistent_fraction`` give the points (docs/checking.md#marks).
     """
 
     def __init__(self, source: Problem | Derivation | str | Path, *, rtol: float | None = None, lang: str = "en",
-                 learning_rate: float | None = None) -> None:
+                 learning_rate: float | None = None, sigfigs: int | None = None) -> None:
         if isinstance(source, (str, Path)):
             source = load(source)
         batch = None
+        config = source.check if isinstance(source, Problem) else CheckConfig()
+        self.problem_source = source.source if isinstance(source, Problem) else "<problem>"
         if isinstance(source, Problem):
             self.derivation = derive(source)
             if source.train is not None:
@@ -320,12 +376,27 @@ class Grader:
         self.rtol = rtol
         self.lang = lang
         self.messages = Messages(lang)
+        if sigfigs is not None and (isinstance(sigfigs, bool) or not 1 <= sigfigs <= 12):
+            raise ExplainError("--sigfigs", f"must be a whole number from 1 to 12, got {sigfigs}")
+        self.sigfigs = sigfigs if sigfigs is not None else config.sigfigs
         self.learning_rate = learning_rate
         self.student = Student(self.graph, learning_rate, batch, program=self.derivation.program)
         self.diagnoser = Diagnoser(self.student, learning_rate)
         self._words: dict[tuple[Mistake, Quantity], tuple[str, str]] = {}
         self._symbolic = _Symbolic(self.derivation, self.student)
+        self.credit = {**CREDIT, "consistent": config.consistent_fraction}
+        self.marks = self._resolve_marks(config.marks)
 
+    def _resolve_marks(self, marks: Mapping[str, float]) -> dict[Quantity, tuple[str, float]]:
+        """``[marks]`` by quantity (``dE/dw5`` and ``∂E/∂w5`` are one question); unknown keys are errors."""
+        resolved: dict[Quantity, tuple[str, float]] = {}
+        for key, points in marks.items():
+            q = self.quantity(key)
+            if q is None:
+                raise ExplainError(f"{self.problem_source}: [marks] {key}",
+                                   f"is not a quantity of this problem{self._did_you_mean(key)}")
+            resolved[q] = (key, points)
+        return resolved
     @property
     def singles(self) -> list[Mistake]:
         """The catalogue's mistakes for this problem, their results computed (once)."""
@@ -342,11 +413,21 @@ class Grader:
 
     def quantity(self, key: str) -> Quantity | None:
         """What an answer key asks for, or None for a key this problem does not have."""
+        cache = self.__dict__.setdefault("_quantities", {})  # a class asks the same dozen keys a thousand times
+        if key not in cache:
+            cache[key] = self._quantity(key)
+        return cache[key]  # type: ignore[no-any-return]
+
+    def _quantity(self, key: str) -> Quantity | None:
         g = self.graph
         key = key.strip()
         if match := _GRAD_KEY.match(key):
             of, wrt = match.groups()
             return Quantity("grad", wrt) if of in self.loss_names and wrt in g.reaches_loss else None
+        if match := _DELTA_KEY.match(key):
+            # delta_o1 (δ_o1) is the delta of unit o1, ∂loss/∂in_o1, as the formulas' delta_ names it.
+            node = self._symbolic.deltas.get(f"delta_{match.group(1)}")
+            return Quantity("grad", node) if node is not None and node in g.reaches_loss else None
         if key in (f"{n}+" for n in self.loss_names):
             return Quantity("loss_after", g.loss)
         if key.endswith("+") and key[:-1] in g.parameters:
@@ -354,6 +435,41 @@ class Grader:
         if key in g.nodes:
             return Quantity("value", key)
         return None
+
+    def name_of(self, q: Quantity) -> str:
+        """One spelling of a quantity: the ``[marks]`` key when it has one, else ``dE/dw5``, ``w5+``, ``E+``, ``out_o1``."""
+        if q in self.marks:
+            return self.marks[q][0]
+        if q.kind == "grad":
+            return f"d{self.graph.loss}/d{q.name}"
+        if q.kind in ("after", "loss_after"):
+            return f"{q.name}+"
+        return q.name
+
+    def unreadable(self, graded: Graded) -> Report:
+        """The report of a file that could not be read: one ``unreadable`` row, worth the problem's marks."""
+        item = Item("", None, None, "unreadable", note=graded.reason or graded.error, line=graded.line,
+                    max_points=0.0)
+        return Report([item], graded.path, self.lang, {key: points for key, points in self.marks.values()})
+
+    def keys(self) -> list[str]:
+        """Every answer key this problem has, one spelling each (for "did you mean")."""
+        g = self.graph
+        keys = [n for n in g.nodes]
+        keys += [f"d{g.loss}/d{n}" for n in g.nodes if n in g.reaches_loss]
+        keys += [d for d, n in self._symbolic.deltas.items() if n in g.reaches_loss and d[6:] not in g.nodes]
+        if self.learning_rate is not None:
+            keys += [f"{p}+" for p in g.parameters] + [f"{g.loss}+"]
+        return keys
+
+    def _did_you_mean(self, key: str) -> str:
+        """`` (did you mean 'dE/dw1'?)`` for a key close to one of the problem's, else ``""``."""
+        import difflib
+
+        keys = self.keys()
+        folded = {k.lower().replace("∂", "d"): k for k in keys}
+        found = difflib.get_close_matches(key.strip().lower().replace("∂", "d"), list(folded), n=1, cutoff=0.6)
+        return self.messages("check_did_you_mean", key=folded[found[0]]) if found else ""
 
     def grade(self, answers: Answers) -> Report:
         """Grade one student's answers.
@@ -374,14 +490,39 @@ class Grader:
                           if items[id(a)].diagnosis is not None})
         prefer = (*prefer, "update_sign", "stale_parameters")
         items.update({id(a): self.grade_one(a, answers.source, prefer) for a in after})
-        return Report([items[id(a)] for a in answers.items], answers.source, self.lang)
+        return self.mark(Report([items[id(a)] for a in answers.items], answers.source, self.lang))
+
+    def mark(self, report: Report) -> Report:
+        """Give every item its points, from its final verdict (so run it after any change of verdict).
+
+        An item earns its question's points (``[marks]``, default 1) times the
+        credit of its verdict: 1 for ``correct``, ``[check] consistent_fraction``
+        for ``consistent``, 0 otherwise.  With ``[marks]``, the questions are the
+        ones it lists: an unknown key weighs nothing and a marked question left
+        unanswered counts in max_points.
+        """
+        answered = set()
+        items = []
+        for item in report.items:
+            q = self.quantity(item.key) if item.verdict != "unknown_key" else None
+            if q is not None:
+                answered.add(q)
+            weight = self.marks[q][1] if q in self.marks else (0.0 if self.marks and q is None else 1.0)
+            items.append(replace(item, points=weight * self.credit.get(item.verdict, 0.0), max_points=weight,
+                                 question=self.name_of(q) if q is not None else None))
+        unanswered = {key: points for q, (key, points) in self.marks.items() if q not in answered}
+        return Report(items, report.source, report.lang, unanswered)
 
     def grade_one(self, answer: Answer, source: str = "<answers>", prefer: Sequence[str] = ()) -> Item:
+        """The verdict on one answer (its points are given by :meth:`mark`)."""
+        return replace(self._judge(answer, source, prefer), written=answer.written)
+
+    def _judge(self, answer: Answer, source: str, prefer: Sequence[str]) -> Item:
         m, g = self.messages, self.graph
         q = self.quantity(answer.key)
         if q is None:
             stages = ", ".join(n.name for n in g.stages)
-            note = m("check_unknown_key", answer=answer.key, stages=stages, loss=g.loss)
+            note = m("check_unknown_key", answer=answer.key, stages=stages, loss=g.loss) + self._did_you_mean(answer.key)
             return Item(answer.key, answer.value, None, "unknown_key", note=note, line=answer.line)
         if q.kind in ("after", "loss_after") and self.learning_rate is None:
             return Item(answer.key, answer.value, None, "unknown_key",
@@ -400,8 +541,16 @@ class Grader:
         if given.shape != shape:
             note = m("check_expected_list", n=shape[0]) if shape else m("check_expected_number")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
-        if _within(given, expected, self._tolerance(answer, expected, shape)):
+        verdict = self._number_verdict(answer, given, expected, shape)
+        if verdict == "correct":
             return Item(answer.key, answer.value, expected, "correct", line=answer.line)
+        if verdict == "imprecise":
+            note = m("check_imprecise", digits=answer.digits, needed=self.sigfigs)
+            return Item(answer.key, answer.value, expected, "imprecise", note=note, line=answer.line)
+        if self.rtol is None and answer.digits < DIAGNOSIS_DIGITS:
+            # A one-digit number (0, 0.0007) matches some mistake by chance: no diagnosis for a guess.
+            note = m("check_too_few_digits_to_diagnose", needed=DIAGNOSIS_DIGITS)
+            return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
         pairs = self.rtol is not None or answer.digits >= PAIR_DIGITS
 
         def matches(values: np.ndarray) -> np.ndarray:
@@ -409,6 +558,41 @@ class Grader:
             return np.all(close, axis=tuple(range(1, values.ndim)))
 
         return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer)
+
+    def _number_verdict(self, answer: Answer, given: np.ndarray, expected: Any, shape: tuple[int, ...]) -> str:
+        """``correct``, ``imprecise`` or ``incorrect`` for a number (or a list of numbers).
+
+        Significant-figure judging, after PrairieLearn's ``is_correct_scalar_sf``
+        (correct within half a unit of the required digit of the true value):
+        an answer must (1) not be wrong at the precision it was written (the true
+        value rounds to it), (2) match the true value to ``sigfigs`` significant
+        digits, and (3) be written with at least ``sigfigs`` of them, else it is
+        ``imprecise`` (right as far as it goes) — unless the digits left out are
+        zeros of the true value (``2`` for a true 2.000).  ``0`` is right only for a true 0:
+        it has no significant digit.  ``--rtol`` replaces all this.
+        """
+        if not _within(given, expected, self._tolerance(answer, expected, shape)):
+            return "incorrect"
+        if self.rtol is not None:
+            return "correct"
+        truth = np.atleast_1d(np.asarray(expected, dtype=float))
+        values = np.atleast_1d(given)
+        imprecise = False
+        for v, t, place in zip(values, truth, answer.places):
+            if abs(t) <= ZERO:
+                continue  # within half a written unit of a true 0: right at any number of digits
+            if v == 0:
+                return "incorrect"
+            unit = 10.0 ** (math.floor(math.log10(abs(t)) + 1e-12) - self.sigfigs + 1)
+            matches = abs(v - t) <= 0.5 * unit * (1 + 1e-9) + NOISE * abs(t)
+            if _significant(v, place) < self.sigfigs:
+                # Short, but the digits left out are zeros of the true value (2 for 2.000, 0.3 for 0.30004):
+                # right, as PrairieLearn's value-based comparison has it; otherwise imprecise.
+                imprecise = imprecise or not matches
+                continue
+            if not matches:
+                return "incorrect"  # 0.100 for 0.0999: the true value to 3 digits is 0.0999
+        return "imprecise" if imprecise else "correct"
 
     def _tolerance(self, answer: Answer, reference: Any, shape: tuple[int, ...]) -> Any:
         """How far from ``reference`` (the truth, or stacked candidates) an answer may be."""
@@ -621,18 +805,19 @@ class _Symbolic:
 
 
 def check(source: Problem | Derivation | str | Path, answers: Answers | Mapping[str, Any] | str | Path,
-          rtol: float | None = None, lang: str = "en", learning_rate: float | None = None) -> Report:
+          rtol: float | None = None, lang: str = "en", learning_rate: float | None = None,
+          sigfigs: int | None = None) -> Report:
     """Grade one set of answers against a problem (see :class:`Grader`).
 
     >>> import explain.check as c
     >>> c.check("examples/seed003_network.toml", {"dE/dw5": 0.0346}).score
-    {'correct': 1, 'total': 1}
+    {'correct': 1, 'total': 1, 'points': 1, 'max_points': 1}
     """
     if isinstance(answers, (str, Path)):
         answers = read_answers(answers)
     elif not isinstance(answers, Answers):
         answers = answers_from_mapping(answers)
-    return Grader(source, rtol=rtol, lang=lang, learning_rate=learning_rate).grade(answers)
+    return Grader(source, rtol=rtol, lang=lang, learning_rate=learning_rate, sigfigs=sigfigs).grade(answers)
 
 
 # -- many answer files ------------------------------------------------------------------
@@ -643,21 +828,23 @@ class Graded:
     path: str
     report: Report | None = None
     error: str | None = None
+    line: int | None = None  # where the file could not be read, when known
+    reason: str | None = None  # why, without the file's name
 
 
 _GRADER: Grader | None = None
 _GRADER_KEY: tuple[Any, ...] | None = None
 
 
-def _start_worker(problem: str, rtol: float | None, lang: str) -> None:
+def _start_worker(problem: str, rtol: float | None, lang: str, sigfigs: int | None = None) -> None:
     """Process initializer: derive the problem once per process (inherited when forked)."""
     global _GRADER, _GRADER_KEY
-    key = (problem, rtol, lang)
+    key = (problem, rtol, lang, sigfigs)
     if _GRADER is None or _GRADER_KEY != key:
-        _GRADER, _GRADER_KEY = Grader(problem, rtol=rtol, lang=lang), key
+        _GRADER, _GRADER_KEY = Grader(problem, rtol=rtol, lang=lang, sigfigs=sigfigs), key
 
 
-def _start_child(parent: int, problem: str, rtol: float | None, lang: str) -> None:
+def _start_child(parent: int, problem: str, rtol: float | None, lang: str, sigfigs: int | None = None) -> None:
     """Worker initializer: die with the parent, leave Ctrl-C to it, then derive as usual.
 
     A forked worker inherits the parent's SIGTERM handler (which raises in the
@@ -670,7 +857,7 @@ def _start_child(parent: int, problem: str, rtol: float | None, lang: str) -> No
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    _start_worker(problem, rtol, lang)
+    _start_worker(problem, rtol, lang, sigfigs)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -710,12 +897,13 @@ def _grade_chunk(paths: Sequence[str]) -> list[Graded]:
         try:
             results.append(Graded(path, _GRADER.grade(read_answers(path))))
         except ExplainError as exc:
-            results.append(Graded(path, error=str(exc)))
+            results.append(Graded(path, error=str(exc), line=getattr(exc, "line", None), reason=exc.reason))
     return results
 
 
 def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float | None = None, lang: str = "en",
-                jobs: int | None = None, progress: Callable[[int], None] | None = None) -> list[Graded]:
+                jobs: int | None = None, progress: Callable[[int], None] | None = None,
+                sigfigs: int | None = None) -> list[Graded]:
     """Grade many answers files against one problem, in parallel processes.
 
     The problem is derived once in this process; on systems that fork,
@@ -726,7 +914,7 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     global _GRADER, _GRADER_KEY
     paths = [str(p) for p in paths]
     problem = str(problem)
-    _start_worker(problem, rtol, lang)
+    _start_worker(problem, rtol, lang, sigfigs)
     assert _GRADER is not None
     _GRADER.singles  # noqa: B018 - computed before forking, so that workers share it
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
@@ -748,7 +936,7 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
     by_path: dict[str, Graded] = {}
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_child,
-                               initargs=(os.getpid(), problem, rtol, lang))
+                               initargs=(os.getpid(), problem, rtol, lang, sigfigs))
     try:
         futures = [pool.submit(_grade_chunk, chunk) for chunk in chunks]
         for future in as_completed(futures):
@@ -763,7 +951,38 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     return [by_path[p] for p in paths]
 
 
+def grade_roster(roster: str | Path, paths: Iterable[str | Path], *, rtol: float | None = None, lang: str = "en",
+                 jobs: int | None = None, progress: Callable[[int], None] | None = None,
+                 sigfigs: int | None = None) -> tuple[list[Graded], dict[str, str]]:
+    """Grade each student (the answers file's name) against their own variant, as the roster says.
+
+    Returns the results in the order of ``paths`` and, for each path, the variant
+    file it was graded against.  A student missing from the roster gets an
+    unreadable row (graded against no problem), as a file that cannot be read does.
+    """
+    from .roster import read_roster
+
+    students = read_roster(roster)
+    paths = [str(p) for p in paths]
+    groups: dict[str, list[str]] = {}
+    results: dict[str, Graded] = {}
+    problem_of: dict[str, str] = {}
+    for path in paths:
+        variant = students.get(Path(path).stem)
+        if variant is None:
+            reason = Messages(lang)("check_not_in_roster", student=Path(path).stem, roster=str(roster))
+            results[path] = Graded(path, error=f"{path}: {reason}", reason=reason)
+            continue
+        groups.setdefault(variant, []).append(path)
+        problem_of[path] = variant
+    for variant, group in groups.items():
+        for graded in grade_files(variant, group, rtol=rtol, lang=lang, jobs=jobs, progress=progress,
+                                  sigfigs=sigfigs):
+            results[graded.path] = graded
+    return [results[p] for p in paths], problem_of
+
+
 __all__ = [
     "Answer", "Answers", "Diagnosis", "Grader", "Graded", "Item", "Report", "VERDICTS",
-    "check", "grade_files", "parse_answers", "read_answers", "answers_from_mapping",
+    "check", "grade_files", "grade_roster", "parse_answers", "read_answers", "answers_from_mapping",
 ]

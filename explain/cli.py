@@ -92,9 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="grade answers and diagnose mistakes")
     p.add_argument("problem", help="the problem file (TOML)")
-    p.add_argument("answers", nargs="+", help="answer file(s) (TOML)")
+    p.add_argument("answers", nargs="*", help="answer file(s) (TOML)")
     p.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: the precision written)")
-    p.add_argument("--report", metavar="FILE.csv", help="write one row per student and item")
+    p.add_argument("--sigfigs", type=int, default=None,
+                   help="significant digits an answer needs (default: the problem's [check] sigfigs, else 3)")
+    p.add_argument("--roster", metavar="ROSTER.csv",
+                   help="grade each student against their own variant (then every positional is an answers file)")
+    p.add_argument("--report", metavar="FILE.csv|FILE.json",
+                   help="write the class report: one row per student and item (CSV), or everything (JSON)")
+    p.add_argument("--chart", metavar="FILE.png", help="draw the mistakes and the per-question verdicts")
     p.add_argument("--jobs", "-j", type=int, default=None, help="parallel processes for many answer files")
     p.add_argument("--no-verify", action="store_true",
                    help="grade even without checking the expected answers against PyTorch autograd first")
@@ -102,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("variants", help="randomized per-student problems with solutions and answer keys")
     p.add_argument("problem", help="the problem file (TOML)")
-    p.add_argument("-n", type=int, default=30, help="number of variants (default: 30)")
+    p.add_argument("-n", type=int, default=None, help="number of variants (default: 30, or one per student)")
+    p.add_argument("--students", metavar="FILE", help="student names, one a line: one variant each, in roster.csv")
     p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory")
     p.add_argument("--no-pdf", action="store_true", help="skip the solution PDFs")
@@ -117,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Options naming an output file, checked before any work (the variants directory is checked by its command).
-OUTPUT_OPTIONS = {"output": "--output", "pdf": "--pdf", "graph": "--graph", "plot": "--plot", "report": "--report"}
+OUTPUT_OPTIONS = {"output": "--output", "pdf": "--pdf", "graph": "--graph", "plot": "--plot", "report": "--report",
+                  "chart": "--chart"}
 
 
 class Terminated(BaseException):

@@ -27,10 +27,13 @@ from .placement import check_placement, warn_unreached
 
 TOP_LEVEL_KEYS = (
     "title", "description", "seed", "loss", "reduction",
-    "values", "data", "parameters", "forward", "cost", "train", "network",
+    "values", "data", "parameters", "forward", "cost", "train", "network", "check", "marks",
 )
 OPTIMIZERS = ("gd", "sgd", "minibatch")
 REDUCTIONS = ("sum", "mean")
+CHECK_KEYS = ("sigfigs", "consistent_fraction")
+#: Significant digits an answer must have, unless ``[check] sigfigs`` or ``--sigfigs`` says otherwise.
+DEFAULT_SIGFIGS = 3
 TRAIN_KEYS = ("optimizer", "learning_rate", "steps", "epochs", "batch_size", "predict", "output")
 
 
@@ -60,6 +63,19 @@ class TrainConfig:
             object.__setattr__(self, "steps", 1)
 
 
+@dataclass(frozen=True)
+class CheckConfig:
+    """How ``explain check`` grades this problem: the ``[check]`` and ``[marks]`` tables.
+
+    ``marks`` maps an answer key as the teacher wrote it (``"dE/dw5"``) to its
+    points; the checker resolves the keys (they are checked against the graph there).
+    """
+
+    sigfigs: int = DEFAULT_SIGFIGS
+    consistent_fraction: float = 1.0
+    marks: Mapping[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class Problem:
     """A validated problem: everything needed to build its Graph."""
@@ -75,6 +91,7 @@ class Problem:
     train: TrainConfig | None = None
     seed: int | None = None
     source: str = "<problem>"
+    check: CheckConfig = field(default_factory=CheckConfig)
 
     def __post_init__(self) -> None:
         if not self.loss and self.stages:
@@ -204,8 +221,31 @@ class _Reader:
         return Problem(
             title=title, description=description, values=values, data=data,
             parameters=parameters, stages=stages, loss=loss, reduction=reduction,
-            train=train, seed=seed, source=self.source,
+            train=train, seed=seed, source=self.source, check=self.check(raw),
         )
+
+    def check(self, raw: Mapping[str, Any]) -> CheckConfig:
+        """``[check] sigfigs, consistent_fraction`` and ``[marks]`` (answer key = points)."""
+        table = raw.get("check", {})
+        if not isinstance(table, Mapping):
+            raise self.fail("check", "must be a table ([check])")
+        for key in table:
+            if key not in CHECK_KEYS:
+                raise self.fail(f"[check] {key}", f"unknown key; allowed keys: {', '.join(CHECK_KEYS)}")
+        sigfigs = table.get("sigfigs", DEFAULT_SIGFIGS)
+        if isinstance(sigfigs, bool) or not isinstance(sigfigs, int) or not 1 <= sigfigs <= 12:
+            raise self.fail("[check] sigfigs", f"must be a whole number from 1 to 12, got {sigfigs!r}")
+        fraction = table.get("consistent_fraction", 1.0)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise self.fail("[check] consistent_fraction", f"must be a number from 0 to 1, got {fraction!r}")
+        marks = raw.get("marks", {})
+        if not isinstance(marks, Mapping):
+            raise self.fail("marks", "must be a table ([marks]) of answer keys and points")
+        for key, points in marks.items():
+            if isinstance(points, bool) or not isinstance(points, (int, float)) or not math.isfinite(points) \
+                    or points < 0:
+                raise self.fail(f"[marks] {key}", f"must be a number of points (0 or more), got {points!r}")
+        return CheckConfig(sigfigs, float(fraction), {k: float(v) for k, v in marks.items()})
 
     def text(self, raw: Mapping[str, Any], key: str, default: str) -> str:
         value = raw.get(key, default)

@@ -88,7 +88,7 @@ def test_seed003_numpy_code_w5_to_w8_right_w1_to_w4_activation_instead_of_weight
         assert item.diagnosis is not None and item.diagnosis.code == "activation_instead_of_weight", p
         assert "instead of the weight" in item.diagnosis.message
         assert item.diagnosis.suggested_step.startswith("backward: dE/dout_h")
-    assert report.score == {"correct": 4, "total": 8}
+    assert report.score == {"correct": 4, "total": 8, "points": 4, "max_points": 8}
 
 
 def test_seed003_example_answers_file_holds_the_numpy_values():
@@ -127,9 +127,15 @@ def test_answers_at_2_3_4_significant_digits(digits):
     truth = seed003_by_hand()
     right = {f"dE/d{p}": _rounded(truth[p], digits) for p in ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")}
     right["E"] = _rounded(truth["E"], digits)
-    grader = Grader(NETWORK)
+    grader = Grader(NETWORK, sigfigs=1)  # "%.3g" drops trailing zeros (0.2097 → 0.21): judge as written
     report = grader.grade(parse_answers(answers_text(right)))
     assert all(i.verdict == "correct" for i in report.items), report.to_dict()
+    if digits == 2:  # at the default 3 significant digits, right but too short, unless the 3rd digit is a 0
+        report = Grader(NETWORK).grade(parse_answers(answers_text(right)))
+        truths = {**{f"dE/d{p}": truth[p] for p in ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")}, "E": truth["E"]}
+        expected = ["correct" if float(f"{truths[k]:.3g}") == float(v) else "imprecise" for k, v in right.items()]
+        assert [i.verdict for i in report.items] == expected, report.to_dict()
+        assert expected.count("imprecise") >= 7
     for step in (-1, 1):
         wrong = {k: _bump(v, step) for k, v in right.items()}
         report = grader.grade(parse_answers(answers_text(wrong)))
@@ -267,7 +273,7 @@ def test_cli_exit_codes(tmp_path):
     result = run_cli("check", str(NETWORK), str(EXAMPLES / "seed003_answers_numpy.toml"), "--format", "json")
     assert result.returncode == 1
     data = json.loads(result.stdout)
-    assert data["score"] == {"correct": 4, "total": 8}
+    assert data["score"] == {"correct": 4, "total": 8, "points": 4, "max_points": 8}
     assert set(data["items"][0]) >= {"key", "given", "expected", "verdict", "diagnosis"}
     assert data["items"][0]["diagnosis"]["code"] == "activation_instead_of_weight"
     bad = tmp_path / "bad.toml"
@@ -275,7 +281,9 @@ def test_cli_exit_codes(tmp_path):
     result = run_cli("check", str(NETWORK), str(bad), "--report", str(tmp_path / "grades.csv"))
     assert result.returncode == 2
     assert "line 2" in result.stderr and "bad.toml" in result.stderr
-    assert not (tmp_path / "grades.csv").exists()
+    # The report is written all the same, with the unreadable file's own row (issue 10 item 5).
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert [(r["student"], r["verdict"], r["line"]) for r in rows] == [("bad", "unreadable", "2")]
 
 
 def test_cli_batch_grading_with_report(tmp_path):
@@ -312,6 +320,6 @@ def test_cli_text_and_markdown(tmp_path):
 
 def test_report_json_matches_spec():
     data = check(NETWORK, {"dE/dw5": 0.0346, "dE/dw1": 0.5}).to_dict()
-    assert data["score"] == {"correct": 1, "total": 2}
+    assert data["score"] == {"correct": 1, "total": 2, "points": 1, "max_points": 2}
     assert data["items"][1]["diagnosis"] is None and data["items"][1]["verdict"] == "incorrect"
     assert math.isclose(data["items"][0]["expected"], seed003_by_hand()["w5"], rel_tol=1e-12)

@@ -77,7 +77,7 @@ def test_cli_writes_files_pdfs_optional_and_answer_keys(tmp_path):
     result = run_cli("variants", str(NETWORK), "-n", "3", "--seed", "1", "-o", str(out), "--no-pdf")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "answer_key.csv", "answer_key.json", "variant_01.toml", "variant_02.toml", "variant_03.toml"]
+        "answer_key.csv", "answer_key.json", "roster.csv", "variant_01.toml", "variant_02.toml", "variant_03.toml"]
     key = json.loads((out / "answer_key.json").read_text())
     first = key["variants"][0]
     d = derive(load(out / "variant_01.toml"))

@@ -1,9 +1,14 @@
 """``explain check PROBLEM.toml ANSWERS.toml...``: grade answers, print verdicts, write a class report.
 
 One answers file prints one table (item by item, with diagnoses); several
-print one row per student.  ``--format json`` prints SPEC §4's object for one
-file and ``{"students": [...]}`` for several.  ``--report FILE.csv`` writes one
-row per student and item.  Exit 1 when any answer is not correct.
+print one row per student, then the class summary (mistakes by diagnosis,
+per-question statistics).  ``--format json`` prints SPEC §4's object for one
+file and ``{"students": [...], "summary": {...}}`` for several.  ``--report
+FILE.csv`` writes one row per student and item, ``--report FILE.json`` the
+JSON of the class; ``--chart FILE.png`` draws the summary.  ``--roster`` grades
+each student against their own variant.  A file that cannot be read gets an
+``unreadable`` row: the others are graded and the report written, and the
+command exits 2.  Exit 1 when any answer is not correct.
 """
 
 from __future__ import annotations
@@ -14,17 +19,21 @@ import io
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from ..check import Graded, Report, grade_files
+from ..check import Graded, Grader, Report, grade_files, grade_roster
+from ..classreport import chart, render_summary, summarize
 from ..errors import ExplainError
+from ..files import after_commit
 from ..i18n import Messages
 from ..render.mathprint import TextMath
 from ..sanitize import csv_cell, printable
 from . import emit, use_color, write_atomic
 
 FORMATS = ("text", "markdown", "json")
-_COLORS = {"correct": "green", "incorrect": "red", "unknown_key": "yellow", "unparseable": "yellow"}
+_COLORS = {"correct": "green", "consistent": "green", "imprecise": "yellow", "incorrect": "red",
+           "unknown_key": "yellow", "unparseable": "yellow", "unreadable": "red"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,24 +43,68 @@ def run(args: argparse.Namespace) -> int:
         raise ExplainError("--jobs", "must be at least 1")
     if args.precision < 1:
         raise ExplainError("--precision", "must be at least 1")
+    if args.sigfigs is not None and not 1 <= args.sigfigs <= 12:
+        raise ExplainError("--sigfigs", f"must be a whole number from 1 to 12, got {args.sigfigs}")
+    paths = [args.problem, *args.answers] if args.roster else list(args.answers)
+    if not paths:
+        raise ExplainError("check", "give the answers file(s) after the problem file")
+    graded, problems = _grade(args, paths)
+    reports = [g.report if g.report is not None else _unreadable(g, problems.get(g.path), args) for g in graded]
+    if args.report:
+        text = render_json(reports) if args.report.lower().endswith(".json") else render_csv(reports)
+        write_atomic(args.report, text, option="--report")
+    if args.chart:
+        write_atomic(args.chart, chart(summarize(reports), args.lang), option="--chart")
+    emit(render(reports, args.format, args.precision, args.lang), args.output,
+         colored=args.format == "text" and use_color())
+    unreadable = [g for g in graded if g.error]
+    if unreadable:
+        m = Messages(args.lang)
+        lines = [m("check_unreadable_row", file=g.path, line=g.line if g.line is not None else "?",
+                   reason=g.reason or g.error) for g in unreadable]
+        lines.append(m("check_unreadable_total", n=len(unreadable)))
+        after_commit(lambda: print("\n".join(printable(line) for line in lines), file=sys.stderr))
+        return 2
+    return 0 if all(r.passed for r in reports) else 1
+
+
+def _grade(args: argparse.Namespace, paths: list[str]) -> tuple[list[Graded], dict[str, str]]:
+    """Every file graded (against the problem, or each against their variant); for each, its problem."""
+    if args.roster:
+        from ..roster import read_roster
+
+        variants = sorted(set(read_roster(args.roster).values()))
+        problems_used = variants
+    else:
+        problems_used = [args.problem]
     if not args.no_verify:
         from ..derivation import derive
         from ..problem import load
         from ..verify import require_verified
 
-        require_verified(derive(load(args.problem)), "check", args.lang)
-    with _progress(len(args.answers)) as advance:
-        graded = grade_files(args.problem, args.answers, rtol=args.rtol, lang=args.lang,
-                             jobs=args.jobs, progress=advance)
-    errors = [g.error for g in graded if g.error]
-    if errors:
-        raise ExplainError("", "\n".join(errors))
-    reports = [g.report for g in graded if g.report is not None]
-    if args.report:
-        write_atomic(args.report, render_csv(reports), option="--report")
-    emit(render(reports, args.format, args.precision, args.lang), args.output,
-         colored=args.format == "text" and use_color())
-    return 0 if all(r.passed for r in reports) else 1
+        for problem in problems_used:
+            require_verified(derive(load(problem)), "check", args.lang)
+    with _progress(len(paths)) as advance:
+        if args.roster:
+            return grade_roster(args.roster, paths, rtol=args.rtol, lang=args.lang, jobs=args.jobs,
+                                progress=advance, sigfigs=args.sigfigs)
+        graded = grade_files(args.problem, paths, rtol=args.rtol, lang=args.lang, jobs=args.jobs,
+                             progress=advance, sigfigs=args.sigfigs)
+        return graded, {p: args.problem for p in paths}
+
+
+def _unreadable(graded: Graded, problem: str | None, args: argparse.Namespace) -> Report:
+    """The row of a file that could not be read (worth its problem's [marks], when there is a problem)."""
+    if problem is None:
+        from ..check import Item
+
+        item = Item("", None, None, "unreadable", note=graded.reason or graded.error, line=graded.line, max_points=0.0)
+        return Report([item], graded.path, args.lang)
+    from ..check import _GRADER  # the grader of that problem is the last one grade_files made, or made again here
+
+    grader = _GRADER if _GRADER is not None and _GRADER.problem_source == str(Path(problem)) else \
+        Grader(problem, rtol=args.rtol, lang=args.lang, sigfigs=args.sigfigs)
+    return grader.unreadable(graded)
 
 
 def render(reports: Sequence[Report], fmt: str, precision: int = 6, lang: str = "en") -> str:
@@ -59,11 +112,31 @@ def render(reports: Sequence[Report], fmt: str, precision: int = 6, lang: str = 
     if fmt == "json":
         if len(reports) == 1:
             return json.dumps(reports[0].to_dict(), indent=2, ensure_ascii=False)
-        return json.dumps({"students": [{"student": r.student, "file": r.source, **r.to_dict()} for r in reports]},
-                          indent=2, ensure_ascii=False)
+        return render_json(reports)
     if fmt == "markdown":
         return render_markdown(reports, precision, lang)
     return render_text(reports, precision, lang, color=use_color())
+
+
+def render_json(reports: Sequence[Report]) -> str:
+    """The class as JSON: ``{"students": [{student, file, items, score}], "summary": {...}}``."""
+    # One student per line: json's C encoder does a line in microseconds, while indenting a class of
+    # 1000 (12,000 items) goes through the pure-Python encoder and takes a second.
+    students = [json.dumps({"student": r.student, "file": r.source, **r.to_dict(), "percent": round(r.percent, 2)},
+                           ensure_ascii=False) for r in reports]
+    summary = json.dumps(summarize(reports), indent=2, ensure_ascii=False).replace("\n", "\n  ")
+    return '{\n  "students": [\n    ' + ",\n    ".join(students) + '\n  ],\n  "summary": ' + summary + "\n}"
+
+
+def _score(r: Report, m: Messages) -> str:
+    """``Score: 4/8 — 5.5/10 points (55%)``."""
+    score = r.score
+    return m("check_score", correct=score["correct"], total=score["total"]) + " — " + _points(r, m)
+
+
+def _points(r: Report, m: Messages) -> str:
+    score = r.score
+    return m("check_points", points=score["points"], max_points=score["max_points"], percent=f"{r.percent:.0f}")
 
 
 def _number(value: Any, precision: int) -> str:
@@ -77,12 +150,9 @@ def _number(value: Any, precision: int) -> str:
     return tm.number(value)
 
 
-def _given(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_given(v) for v in value) + "]"
-    return str(value)
+def _given(item: Any) -> str:
+    """The value as the student wrote it."""
+    return "" if item.verdict == "unreadable" else item.shown
 
 
 def _explanation(item: Any, m: Messages) -> str:
@@ -95,11 +165,19 @@ def _explanation(item: Any, m: Messages) -> str:
     return " ".join(parts)
 
 
-def _summary_rows(reports: Sequence[Report]) -> list[tuple[str, str, str]]:
+def _summary_rows(reports: Sequence[Report], m: Messages) -> list[tuple[str, str, str]]:
     rows = []
     for r in reports:
-        wrong = [f"{i.key} ({i.diagnosis.code})" if i.diagnosis else i.key for i in r.items if i.verdict != "correct"]
-        rows.append((r.student, f"{r.score['correct']}/{r.score['total']}", ", ".join(wrong)))
+        if any(i.verdict == "unreadable" for i in r.items):
+            line = next(i.line for i in r.items)
+            rows.append((r.student, m("check_verdict_unreadable"),
+                         (f"line {line}: " if line is not None else "") + (r.items[0].note or "")))
+            continue
+        wrong = [f"{i.key} ({i.diagnosis.code})" if i.diagnosis else
+                 (i.key if i.verdict == "incorrect" else f"{i.key} ({i.verdict})")
+                 for i in r.items if i.verdict != "correct"]
+        score = r.score
+        rows.append((r.student, f"{score['correct']}/{score['total']}, {_points(r, m)}", ", ".join(wrong)))
     return rows
 
 
@@ -109,10 +187,10 @@ def render_text(reports: Sequence[Report], precision: int = 6, lang: str = "en",
     if len(reports) == 1:
         r = reports[0]
         header = [m("check_col_key"), m("check_col_given"), m("check_col_expected"), m("check_col_verdict")]
-        rows = [[i.key, _given(i.given), _number(i.expected, precision), m(f"check_verdict_{i.verdict}"),
+        rows = [[i.key, _given(i), _number(i.expected, precision), m(f"check_verdict_{i.verdict}"),
                  _explanation(i, m)] for i in r.items]
         title = m("check_title", source=r.source)
-        footer = m("check_score", **r.score)
+        footer = _score(r, m)
         if color:
             return _rich_table(title, [*header, m("check_col_diagnosis")], rows, footer,
                                [i.verdict for i in r.items])
@@ -125,15 +203,16 @@ def render_text(reports: Sequence[Report], precision: int = 6, lang: str = "en",
                 lines.append("    → " + row[4])
         return "\n".join([*lines, "", footer])
     header = [m("check_col_student"), m("check_col_score"), m("check_col_wrong")]
-    rows = [list(r) for r in _summary_rows(reports)]
+    rows = [list(r) for r in _summary_rows(reports, m)]
     total = m("check_class_total", students=len(reports), passed=sum(r.passed for r in reports))
+    summary = render_summary(summarize(reports), lang)
     if color:
         return _rich_table(m("check_class_title"), header, rows, total,
-                           ["correct" if r.passed else "incorrect" for r in reports])
+                           ["correct" if r.passed else "incorrect" for r in reports]) + "\n" + summary
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     lines = [m("check_class_title"), "", "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join([*lines, "", total])
+    return "\n".join([*lines, "", total, "", summary]).rstrip()
 
 
 def _rich_table(title: str, header: list[str], rows: list[list[str]], footer: str, verdicts: list[str]) -> str:
@@ -166,14 +245,14 @@ def render_markdown(reports: Sequence[Report], precision: int = 6, lang: str = "
         lines = [f"### {cell(m('check_title', source=r.source))}", "", "| " + " | ".join(head) + " |",
                  "|" + "---|" * len(head)]
         for i in r.items:
-            row = [f"`{i.key}`", _given(i.given), _number(i.expected, precision), m(f"check_verdict_{i.verdict}"),
+            row = [f"`{i.key}`", _given(i), _number(i.expected, precision), m(f"check_verdict_{i.verdict}"),
                    _explanation(i, m)]
             lines.append("| " + " | ".join(cell(c) for c in row) + " |")
-        return "\n".join([*lines, "", f"**{m('check_score', **r.score)}**"])
+        return "\n".join([*lines, "", f"**{_score(r, m)}**"])
     head = [m("check_col_student"), m("check_col_score"), m("check_col_wrong")]
     lines = [f"### {m('check_class_title')}", "", "| " + " | ".join(head) + " |", "|---|---|---|"]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in _summary_rows(reports)]
-    return "\n".join(lines)
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in _summary_rows(reports, m)]
+    return "\n".join([*lines, "", render_summary(summarize(reports), lang, markdown=True)]).rstrip()
 
 
 def render_csv(reports: Sequence[Report]) -> str:
@@ -188,15 +267,17 @@ def render_csv(reports: Sequence[Report]) -> str:
     # CRLF rows (RFC 4180): then the csv module also quotes a lone CR inside a cell,
     # which with "\n" rows it writes bare, and a spreadsheet would start a new row there.
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["student", "file", "key", "given", "expected", "verdict", "code", "message", "suggested_step"])
+    writer.writerow(["student", "file", "key", "given", "expected", "verdict", "code", "message", "suggested_step",
+                     "line", "points", "max_points"])
     for r in reports:
         for i in r.items:
             d = i.diagnosis
             expected = i.to_dict()["expected"]
-            row = [r.student, r.source, i.key, _given(i.given),
+            row = [r.student, r.source, i.key, _given(i),
                    json.dumps(expected) if isinstance(expected, list) else ("" if expected is None else repr(expected)),
                    i.verdict, d.code if d else "", d.message if d else (i.note or ""),
-                   d.suggested_step if d else ""]
+                   d.suggested_step if d else "", "" if i.line is None else str(i.line),
+                   str(i.to_dict()["points"]), str(i.to_dict()["max_points"])]
             writer.writerow([csv_cell(c) for c in row])
     return out.getvalue()
 
@@ -230,4 +311,4 @@ class _progress:
             self._bar.stop()
 
 
-__all__ = ["run", "render", "render_text", "render_markdown", "render_csv", "Graded"]
+__all__ = ["run", "render", "render_text", "render_markdown", "render_csv", "render_json", "Graded"]
