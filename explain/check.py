@@ -37,19 +37,24 @@ import sympy as sp
 
 from . import finite
 from .derivation import Derivation, derive
-from .diagnose import Diagnoser, Mistake, Quantity, Student, describe
+from .diagnose import Diagnoser, Hints, Mistake, Quantity, Student, describe
+from .followthrough import follow_through
 from .errors import ExplainError
 from .i18n import Messages
 from .parse import parse_expression
 from .problem import Problem, load
 
-VERDICTS = ("correct", "incorrect", "unknown_key", "unparseable")
+VERDICTS = ("correct", "consistent", "incorrect", "unknown_key", "unparseable")
+#: Verdicts that earn the answer's credit (``consistent``: right from the student's own earlier numbers).
+CREDITED = ("correct", "consistent")
 #: Digits beyond this are float64 noise: no answer is judged finer than 12 significant digits.
 NOISE = 1e-12
 #: Tolerance for symbolic answers, compared numerically (relative).
 SYMBOLIC_RTOL = 1e-9
 #: Pairs of mistakes are only tried for answers written with at least this many significant digits.
 PAIR_DIGITS = 3
+#: Answers written with fewer significant digits get no diagnosis (a guess matches some mistake by chance).
+DIAGNOSIS_DIGITS = 2
 _NUMBER = re.compile(r"[+-]?(?:\d[\d_]*)(?:\.\d[\d_]*)?(?:[eE][+-]?\d[\d_]*)?")
 _KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_+\-]+)\s*=\s*(.*)$""")
 _GRAD_KEY = re.compile(r"^\s*[d∂]\s*([A-Za-z]\w*)\s*/\s*[d∂]\s*([A-Za-z]\w*)\s*$")
@@ -259,7 +264,7 @@ class Report:
 
     @property
     def score(self) -> dict[str, int]:
-        return {"correct": sum(i.verdict == "correct" for i in self.items), "total": len(self.items)}
+        return {"correct": sum(i.verdict in CREDITED for i in self.items), "total": len(self.items)}
 
     @property
     def passed(self) -> bool:
@@ -351,27 +356,43 @@ class Grader:
         return None
 
     def grade(self, answers: Answers) -> Report:
-        """Grade one student's answers.
+        """Grade one student's answers, reading them together as a careful marker would.
 
-        A student holds a wrong rule consistently, so when two mistakes give
-        the same number, the one that explains most of this student's other
-        answers is preferred.  Values after the update step are graded last,
-        preferring the mistakes already seen and then the update's own.
+        A student holds a wrong rule consistently: a mistake that would change
+        an answer they got right is not theirs; when two mistakes give the same
+        number, the one seen in their other answers wins; a pair of mistakes is
+        only reported when the student's other answers show it (one of its two
+        mistakes, or the same pair again).  Values after the update step are
+        graded last, preferring the mistakes already seen and then the update's
+        own.  Finally an answer computed correctly from the student's own wrong
+        earlier values is ``consistent`` (see :mod:`explain.followthrough`).
         """
-        after = [a for a in answers.items if (q := self.quantity(a.key)) and q.kind in ("after", "loss_after")]
-        later = {id(a) for a in after}
-        first = [a for a in answers.items if id(a) not in later]
-        items = {id(a): self.grade_one(a, answers.source) for a in first}
-        counts = Counter(i.diagnosis.code for i in items.values() if i.diagnosis)
+        src = answers.source
+        hints = Hints()
+        items = {id(a): self.grade_one(a, src, hints=hints) for a in answers.items}
+        for a in answers.items:
+            if items[id(a)].verdict == "correct" and id(a) in hints.matchers:
+                q, matches, _ = hints.matchers[id(a)]
+                hints.reject |= self.diagnoser.contradicted(q, matches)
+        after = {id(a) for a in answers.items if (q := self.quantity(a.key)) and q.kind in ("after", "loss_after")}
+        # The update's own answers do not vote: sign_error and update_sign give the same w+.
+        counts = Counter(items[id(a)].diagnosis.code for a in answers.items  # type: ignore[union-attr]
+                         if items[id(a)].diagnosis and id(a) not in after)
+        hints.seen = set(counts)
+        unexplained = [hints.matchers[id(a)] for a in answers.items if id(a) in hints.matchers
+                       and items[id(a)].verdict == "incorrect" and items[id(a)].diagnosis is None]
+        if len(unexplained) > 1 or (counts and unexplained):  # else no pair can be shown twice
+            hints.count_pairs(self.diagnoser, unexplained)
         prefer = tuple(code for code, _ in counts.most_common())
-        if len(counts) > 1:
-            items.update({id(a): self.grade_one(a, answers.source, prefer) for a in first
-                          if items[id(a)].diagnosis is not None})
-        prefer = (*prefer, "update_sign", "stale_parameters")
-        items.update({id(a): self.grade_one(a, answers.source, prefer) for a in after})
-        return Report([items[id(a)] for a in answers.items], answers.source, self.lang)
+        for a in answers.items:
+            if items[id(a)].verdict == "incorrect" and id(a) in hints.matchers:
+                wanted = (*prefer, "update_sign", "stale_parameters") if id(a) in after else prefer
+                items[id(a)] = self.grade_one(a, src, wanted, hints=hints)
+        graded = [items[id(a)] for a in answers.items]
+        return Report(follow_through(self, answers.items, graded), src, self.lang)
 
-    def grade_one(self, answer: Answer, source: str = "<answers>", prefer: Sequence[str] = ()) -> Item:
+    def grade_one(self, answer: Answer, source: str = "<answers>", prefer: Sequence[str] = (),
+                  hints: Hints | None = None) -> Item:
         m, g = self.messages, self.graph
         q = self.quantity(answer.key)
         if q is None:
@@ -383,7 +404,7 @@ class Grader:
                         note=m("check_needs_learning_rate", answer=answer.key), line=answer.line)
         expected = self.student.correct.get(q)
         if answer.kind == "symbolic":
-            return self._grade_symbolic(answer, q, expected, source, prefer)
+            return self._grade_symbolic(answer, q, expected, source, prefer, hints)
         if answer.kind == "invalid":
             reason = m("check_not_a_number")
             if isinstance(answer.value, (float, list)) and not finite.is_finite(answer.value):
@@ -395,15 +416,21 @@ class Grader:
         if given.shape != shape:
             note = m("check_expected_list", n=shape[0]) if shape else m("check_expected_number")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
-        if _within(given, expected, self._tolerance(answer, expected, shape)):
-            return Item(answer.key, answer.value, expected, "correct", line=answer.line)
         pairs = self.rtol is not None or answer.digits >= PAIR_DIGITS
 
         def matches(values: np.ndarray) -> np.ndarray:
             close = np.abs(given - values) <= self._tolerance(answer, values, shape)
             return np.all(close, axis=tuple(range(1, values.ndim)))
 
-        return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer)
+        if hints is not None and (self.rtol is not None or answer.digits >= DIAGNOSIS_DIGITS):
+            hints.matchers[id(answer)] = (q, matches, pairs)
+        if _within(given, expected, self._tolerance(answer, expected, shape)):
+            return Item(answer.key, answer.value, expected, "correct", line=answer.line)
+        if self.rtol is None and answer.digits < DIAGNOSIS_DIGITS:
+            # One significant digit is a guess: some mistake would match it by chance.
+            note = m("check_too_few_digits", n=DIAGNOSIS_DIGITS)
+            return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
+        return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer, hints=hints)
 
     def _tolerance(self, answer: Answer, reference: Any, shape: tuple[int, ...]) -> Any:
         """How far from ``reference`` (the truth, or stacked candidates) an answer may be."""
@@ -414,8 +441,10 @@ class Grader:
         return 0.5 * places * (1 + 1e-9) + NOISE * scale
 
     def _incorrect(self, answer: Answer, q: Quantity, expected: Any, matches: Callable[[np.ndarray], np.ndarray],
-                   pairs: bool, note: str | None = None, prefer: Sequence[str] = ()) -> Item:
-        found = self.diagnoser.find(q, matches, pairs, prefer)
+                   pairs: bool, note: str | None = None, prefer: Sequence[str] = (),
+                   hints: Hints | None = None) -> Item:
+        hints = hints or Hints()
+        found = self.diagnoser.find(q, matches, pairs, prefer, hints.reject, hints.pair_ok)
         diagnosis = None
         if found is not None:
             if (found, q) not in self._words:
@@ -427,7 +456,7 @@ class Grader:
         return Item(answer.key, answer.value, expected, "incorrect", diagnosis, note, answer.line)
 
     def _grade_symbolic(self, answer: Answer, q: Quantity, expected: Any, source: str,
-                        prefer: Sequence[str] = ()) -> Item:
+                        prefer: Sequence[str] = (), hints: Hints | None = None) -> Item:
         where = f"{source}: [answers] {answer.key}" + (f" (line {answer.line})" if answer.line else "")
         try:
             expr = self._symbolic.parse(answer.value, q, where)
@@ -449,7 +478,9 @@ class Grader:
             return np.all(np.abs(np.asarray(value) - values) <= rtol * np.abs(values) + 1e-15,
                           axis=tuple(range(1, values.ndim)))
 
-        return self._incorrect(answer, q, expected, matches, True, note, prefer)
+        if hints is not None:
+            hints.matchers[id(answer)] = (q, matches, True)
+        return self._incorrect(answer, q, expected, matches, True, note, prefer, hints)
 
 
 def _within(given: Any, expected: Any, tolerance: Any) -> bool:
