@@ -596,9 +596,13 @@ class _Symbolic:
         g = self.graph
         rng = np.random.default_rng(0)
         program = self.derivation.program
+        # Only the parameters move (the forward pass is recomputed from them): targets and constants
+        # keep their values, so that identities they satisfy (one-hot targets, Σy = 1) still hold.
+        # A problem without parameters has only values to vary.
+        kinds = ("parameter",) if g.parameters else ("value",)
         for _ in range(count):
             point = {k: (v * rng.uniform(0.5, 1.5) if v else rng.uniform(-1, 1))
-                     for k, v in g.leaf_values.items() if g.nodes[k].kind in ("parameter", "value")}
+                     for k, v in g.leaf_values.items() if g.nodes[k].kind in kinds}
             ev = program.evaluate(point)
             truth = ev.values[q.name] if q.kind == "value" else ev.adjoints[q.name]
             if not _close(self._evaluate(expr, self._numbers(ev.values, ev.adjoints), q), truth, 1e-7):
