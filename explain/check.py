@@ -38,7 +38,7 @@ import sympy as sp
 from . import finite
 from .derivation import Derivation, derive
 from .diagnose import Diagnoser, Hints, Mistake, Quantity, Student, describe
-from .followthrough import follow_through
+from .followthrough import follow_through, warm_follow_through
 from .errors import ExplainError
 from .i18n import Messages
 from .parse import parse_expression
@@ -756,6 +756,7 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     _GRADER.diagnoser.warm(pairs=True)  # once here rather than once per worker
+    warm_follow_through(_GRADER)
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # check imports this module
 TRIVIAL = (0.0, 1.0, -1.0)
 #: Relative step of the finite difference that finds which carried numbers an answer uses.
 STEP = 1e-6
+#: An answer further than this (relative) from what the carried numbers give is not looked at closer.
+ROUGH = 0.02
 
 
 class Recompute:
@@ -52,7 +54,9 @@ class Recompute:
             return [s.name for s in symbols], sp.lambdify(symbols, expr, modules=[NUMPY_FUNCTIONS, "numpy"])
 
         self._nodes = {n.name: compile_(n.expr) for n in graph.stages if n.expr is not None}
-        self._edges = {(e.src, e.dst): compile_(e.local) for e in graph.edges}
+        self._out: dict[str, list[tuple[str, list[str], Callable[..., Any]]]] = {}
+        for e in graph.edges:
+            self._out.setdefault(e.src, []).append((e.dst, *compile_(e.local)))
 
     def _forward(self, leaves: Mapping[str, float], carried: Mapping[Quantity, float]) -> dict[str, float]:
         values = dict(leaves)
@@ -77,7 +81,7 @@ class Recompute:
                     adjoints[name] = given
                 else:
                     adjoints[name] = sum(float(f(*(values[a] for a in args))) * adjoints[dst]
-                                         for (src, dst), (args, f) in self._edges.items() if src == name)
+                                         for dst, args, f in self._out.get(name, ()))
             if q.kind == "grad":
                 return adjoints.get(q.name, 0.0)
             eta = self.learning_rate or 0.0
@@ -115,6 +119,12 @@ def follow_through(grader: Grader, answers: Sequence[Answer], items: list[Item])
     return out
 
 
+def warm_follow_through(grader: Grader) -> None:
+    """Compile the recomputation now (before worker processes are forked)."""
+    if not grader.graph.is_data_problem:
+        _recompute(grader)
+
+
 def _recompute(grader: Grader) -> Recompute:
     cached = getattr(grader, "_follow_through", None)
     if cached is None:
@@ -128,7 +138,12 @@ def _consistent(grader: Grader, recompute: Recompute, answer: Answer, q: Quantit
     """The message when ``answer`` follows from the carried numbers, else None."""
     numbers = {k: v for k, (v, _) in carried.items()}
     value = recompute(q, numbers)
-    if not np.isfinite(value):
+    truth = grader.student.correct.get(q)
+    if truth is None or abs(value - float(truth)) <= 1e-12 * abs(value):
+        return None  # none of the carried numbers is upstream of this answer
+    given = float(answer.value)
+    # Far from what the carried numbers give (more than their rounding could explain): not consistent.
+    if not np.isfinite(value) or abs(given - value) > ROUGH * abs(value) + answer.places[0]:
         return None
     used: list[Quantity] = []
     spread = 0.0  # how far the carried numbers' own rounding may move the result
@@ -146,7 +161,6 @@ def _consistent(grader: Grader, recompute: Recompute, answer: Answer, q: Quantit
             spread += abs(slope) * scale
     if not used:
         return None
-    given = float(answer.value)
     if grader.rtol is not None:
         tolerance = grader.rtol * abs(value) + spread + 1e-15
     else:
