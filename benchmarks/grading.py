@@ -158,7 +158,7 @@ def measure(cases: list[dict[str, object]]) -> dict[str, dict[str, list[int]]]:
             elif item.verdict == "consistent":
                 # w5+ computed right from the student's own wrong ∂E/∂w5: credited by follow-through,
                 # the mistake is diagnosed where it was made.  Counted apart.
-                result["consistent"].setdefault(name, [0, 0])[0] += 1
+                result["consistent"].setdefault(name, [0, 0])[0 if key.endswith("+") else 1] += 1
             else:
                 tally[0] += 1
                 tally[1] += code == case["code"]
@@ -177,9 +177,11 @@ def report_quality(result: dict[str, dict[str, list[int]]]) -> None:
         share = total[1] / max(1, total[0])
         extra = f" = 1 in {1 / share:.0f}" if measure == "a" and share else ""
         print(f"({measure}) {words}: {total[1]}/{total[0]} = {100 * share:.2f} %{extra}  [{per}]")
-    credited = sum(v[0] for v in result.get("consistent", {}).values())
-    print(f"    besides, {credited} answers of (b) computed right from the student's own wrong numbers "
-          "(w+ from their ∂E/∂w, E+ from their w+) were credited as consistent (follow-through)")
+    update = sum(v[0] for v in result.get("consistent", {}).values())
+    other = sum(v[1] for v in result.get("consistent", {}).values())
+    print(f"    not counted in (b): answers computed right from the student's own wrong numbers, credited as "
+          f"consistent (follow-through): {update} after the step (w+ from their ∂E/∂w, E+ from their w+), "
+          f"{other} others (gradients from forward values rounded early)")
 
 
 def main() -> None:

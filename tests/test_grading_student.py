@@ -7,13 +7,15 @@ one step done the student's way.  The expected verdicts and codes follow from th
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from explain.check import check, parse_answers
 from explain.problem import loads
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, run_cli
 
 NETWORK = EXAMPLES / "seed003_network.toml"
 MAZUR = EXAMPLES / "mazur_network.toml"
@@ -239,3 +241,21 @@ def test_the_textbook_softmax_cross_entropy_formula_is_accepted():
     assert items["dL/dz1_3"].expected == pytest.approx(a[2] - 1)
     assert items["dL/dz1_1"].verdict == "correct"
     assert items["dL/dz1_2"].verdict == "incorrect"   # a2 + 1 is not a2 − 0
+
+
+def test_cli_reports_consistent_in_json_and_text(tmp_path):
+    # The worked example of docs/checking.md: ∂E/∂out_o1 doubled (the ½ dropped), then ∂E/∂w5
+    # and w5+ done right from it (NumPy: 0.4939·out_o1·(1 − out_o1)·out_h1, w5 − 10·that).
+    right = seed003()
+    wrong = float(f"{2 * right['dE/dout_o1']:.4g}")
+    dw5 = float(f"{wrong * right['out_o1'] * (1 - right['out_o1']) * right['out_h1']:.4g}")
+    path = tmp_path / "student.toml"
+    path.write_text(sheet({"dE/dout_o1": wrong, "dE/dw5": dw5, "w5+": 0.1 - ETA * dw5}))
+    result = run_cli("check", str(NETWORK), str(path), "--format", "json")
+    assert result.returncode == 1, result.stderr  # not every answer is correct
+    items = {i["key"]: i for i in json.loads(result.stdout)["items"]}
+    assert items["dE/dout_o1"]["diagnosis"]["code"] == "loss_constant"
+    assert [items[k]["verdict"] for k in ("dE/dw5", "w5+")] == ["consistent", "consistent"]
+    assert json.loads(result.stdout)["score"]["correct"] == 2
+    text = run_cli("check", str(NETWORK), str(path)).stdout
+    assert "consistent" in text and "Consistent with your ∂E/∂out_o1 = 0.4939" in text
