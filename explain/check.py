@@ -359,7 +359,7 @@ class Grader:
         """Grade one student's answers, reading them together as a careful marker would.
 
         A student holds a wrong rule consistently: a mistake that would change
-        an answer they got right is not theirs; when two mistakes give the same
+        an answer they got right comes last; when two mistakes give the same
         number, the one seen in their other answers wins; a pair of mistakes is
         only reported when the student's other answers show it (one of its two
         mistakes, or the same pair again).  Values after the update step are

@@ -550,20 +550,14 @@ class Diagnoser:
             self._tables[key] = (kept, np.array(rows, dtype=float).reshape(len(rows), *shape))
         return self._tables[key]
 
-    def hits(self, q: Quantity, matches: Matcher, pairs: bool,
-             reject: Collection[Mistake] = frozenset()) -> list[Mistake]:
-        """The mistakes (singles, or pairs with ``pairs``) whose result ``matches``, in catalogue order.
-
-        A mistake in ``reject`` (or a pair with a part there) is left out: it
-        changes an answer the same student got right, so they do not hold it.
-        """
+    def hits(self, q: Quantity, matches: Matcher, pairs: bool) -> list[Mistake]:
+        """The mistakes (singles, or pairs with ``pairs``) whose result ``matches``, in catalogue order."""
         if self.student.correct.get(q) is None:
             return []
         mistakes, values = self.table(q, pairs)
         if not mistakes:
             return []
-        found = [mistakes[int(i)] for i in np.flatnonzero(matches(values))]
-        return [m for m in found if m not in reject and not any(p in reject for p in m.parts)]
+        return [mistakes[int(i)] for i in np.flatnonzero(matches(values))]
 
     def contradicted(self, q: Quantity, matches: Matcher) -> set[Mistake]:
         """The single mistakes that would change ``q`` away from an answer ``matches`` accepts (a right one)."""
@@ -582,17 +576,24 @@ class Diagnoser:
         Codes in ``prefer`` come first: mistakes already seen in the same
         student's other answers explain this one best when two mistakes give
         the same number (a flipped loss derivative and ``w + η·g`` give the
-        same ``w+``).  Mistakes in ``reject`` are not held by this student
-        (see :meth:`hits`); a pair is only reported when ``pair_ok`` accepts it.
+        same ``w+``).  Before them, mistakes not in ``reject``: a mistake there
+        (or a pair with a part there) would change an answer the same student
+        got right, so another mistake giving the same number is theirs.  A pair
+        is only reported when ``pair_ok`` accepts it.
         """
         rank = {code: i for i, code in enumerate(prefer)}
+
+        def contradicted(m: Mistake) -> bool:
+            return m in reject or any(p in reject for p in m.parts)
+
         for use_pairs in ((False, True) if pairs else (False,)):
-            found = self.hits(q, matches, use_pairs, reject)
+            found = self.hits(q, matches, use_pairs)
             if use_pairs and pair_ok is not None:
                 found = [m for m in found if pair_ok(m)]
             if found:
                 order = {m: i for i, m in enumerate(found)}
-                return min(found, key=lambda m: (min(rank.get(c, len(rank)) for c in m.codes), order[m]))
+                return min(found, key=lambda m: (contradicted(m), min(rank.get(c, len(rank)) for c in m.codes),
+                                                 order[m]))
         return None
 
 
@@ -600,7 +601,7 @@ class Diagnoser:
 class Hints:
     """What one student's other answers say about the mistakes they hold (see ``Grader.grade``).
 
-    ``reject``: mistakes that would change an answer the student got right;
+    ``reject``: mistakes that would change an answer the student got right (ranked last);
     ``seen``: codes diagnosed in their other answers; ``pairs``: how many of their
     answers each pair of mistakes explains; ``matchers``: for each answer graded
     (by ``id``), its quantity, its matcher and whether pairs may be tried for it.
@@ -619,7 +620,7 @@ class Hints:
         """Count, over the student's wrong answers, the pairs that explain each."""
         for q, matches, pairs in wrong:
             if pairs:
-                self.pairs.update(set(diagnoser.hits(q, matches, True, self.reject)))
+                self.pairs.update(set(diagnoser.hits(q, matches, True)))
 
 
 def _differs(a: Any, b: Any) -> bool:
