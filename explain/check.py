@@ -38,7 +38,8 @@ import sympy as sp
 from . import finite
 from .budget import OutOfTime
 from .derivation import Derivation, derive
-from .diagnose import Diagnoser, Mistake, Quantity, Student, describe
+from .diagnose import Diagnoser, Hints, Mistake, Quantity, Student, describe
+from .followthrough import follow_through, warm_follow_through
 from .errors import ExplainError
 from .i18n import Messages
 from .parse import parse_expression
@@ -472,25 +473,40 @@ class Grader:
         return self.messages("check_did_you_mean", key=folded[found[0]]) if found else ""
 
     def grade(self, answers: Answers) -> Report:
-        """Grade one student's answers.
+        """Grade one student's answers, reading them together as a careful marker would.
 
-        A student holds a wrong rule consistently, so when two mistakes give
-        the same number, the one that explains most of this student's other
-        answers is preferred.  Values after the update step are graded last,
-        preferring the mistakes already seen and then the update's own.
+        A student holds a wrong rule consistently: a mistake that would change
+        an answer they got right comes last; when two mistakes give the same
+        number, the one seen in their other answers wins; a pair of mistakes is
+        only reported when the student's other answers show it (one of its two
+        mistakes, or the same pair again).  Values after the update step are
+        graded last, preferring the mistakes already seen and then the update's
+        own.  Finally an answer computed correctly from the student's own wrong
+        earlier values is ``consistent`` (see :mod:`explain.followthrough`).
         """
-        after = [a for a in answers.items if (q := self.quantity(a.key)) and q.kind in ("after", "loss_after")]
-        later = {id(a) for a in after}
-        first = [a for a in answers.items if id(a) not in later]
-        items = {id(a): self.grade_one(a, answers.source) for a in first}
-        counts = Counter(i.diagnosis.code for i in items.values() if i.diagnosis)
+        src = answers.source
+        hints = Hints()
+        items = {id(a): self.grade_one(a, src, hints=hints) for a in answers.items}
+        for a in answers.items:
+            if items[id(a)].verdict == "correct" and id(a) in hints.matchers:
+                q, matches, _ = hints.matchers[id(a)]
+                hints.reject |= self.diagnoser.contradicted(q, matches)
+        after = {id(a) for a in answers.items if (q := self.quantity(a.key)) and q.kind in ("after", "loss_after")}
+        # The update's own answers do not vote: sign_error and update_sign give the same w+.
+        counts = Counter(items[id(a)].diagnosis.code for a in answers.items  # type: ignore[union-attr]
+                         if items[id(a)].diagnosis and id(a) not in after)
+        hints.seen = set(counts)
+        unexplained = [hints.matchers[id(a)] for a in answers.items if id(a) in hints.matchers
+                       and items[id(a)].verdict == "incorrect" and items[id(a)].diagnosis is None]
+        if len(unexplained) > 1 or (counts and unexplained):  # else no pair can be shown twice
+            hints.count_pairs(self.diagnoser, unexplained)
         prefer = tuple(code for code, _ in counts.most_common())
-        if len(counts) > 1:
-            items.update({id(a): self.grade_one(a, answers.source, prefer) for a in first
-                          if items[id(a)].diagnosis is not None})
-        prefer = (*prefer, "update_sign", "stale_parameters")
-        items.update({id(a): self.grade_one(a, answers.source, prefer) for a in after})
-        return self.mark(Report([items[id(a)] for a in answers.items], answers.source, self.lang))
+        for a in answers.items:
+            if items[id(a)].verdict == "incorrect" and id(a) in hints.matchers:
+                wanted = (*prefer, "update_sign", "stale_parameters") if id(a) in after else prefer
+                items[id(a)] = self.grade_one(a, src, wanted, hints=hints)
+        graded = [items[id(a)] for a in answers.items]
+        return self.mark(Report(follow_through(self, answers.items, graded), src, self.lang))
 
     def mark(self, report: Report) -> Report:
         """Give every item its points, from its final verdict (so run it after any change of verdict).
@@ -513,11 +529,12 @@ class Grader:
         unanswered = {key: points for q, (key, points) in self.marks.items() if q not in answered}
         return Report(items, report.source, report.lang, unanswered)
 
-    def grade_one(self, answer: Answer, source: str = "<answers>", prefer: Sequence[str] = ()) -> Item:
+    def grade_one(self, answer: Answer, source: str = "<answers>", prefer: Sequence[str] = (),
+                  hints: Hints | None = None) -> Item:
         """The verdict on one answer (its points are given by :meth:`mark`)."""
-        return replace(self._judge(answer, source, prefer), written=answer.written)
+        return replace(self._judge(answer, source, prefer, hints), written=answer.written)
 
-    def _judge(self, answer: Answer, source: str, prefer: Sequence[str]) -> Item:
+    def _judge(self, answer: Answer, source: str, prefer: Sequence[str], hints: Hints | None) -> Item:
         m, g = self.messages, self.graph
         q = self.quantity(answer.key)
         if q is None:
@@ -529,7 +546,7 @@ class Grader:
                         note=m("check_needs_learning_rate", answer=answer.key), line=answer.line)
         expected = self.student.correct.get(q)
         if answer.kind == "symbolic":
-            return self._grade_symbolic(answer, q, expected, source, prefer)
+            return self._grade_symbolic(answer, q, expected, source, prefer, hints)
         if answer.kind == "invalid":
             reason = m("check_not_a_number")
             if isinstance(answer.value, (float, list)) and not finite.is_finite(answer.value):
@@ -541,6 +558,14 @@ class Grader:
         if given.shape != shape:
             note = m("check_expected_list", n=shape[0]) if shape else m("check_expected_number")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
+        pairs = self.rtol is not None or answer.digits >= PAIR_DIGITS
+
+        def matches(values: np.ndarray) -> np.ndarray:
+            close = np.abs(given - values) <= self._tolerance(answer, values, shape)
+            return np.all(close, axis=tuple(range(1, values.ndim)))
+
+        if hints is not None and (self.rtol is not None or answer.digits >= DIAGNOSIS_DIGITS):
+            hints.matchers[id(answer)] = (q, matches, pairs)
         verdict = self._number_verdict(answer, given, expected, shape)
         if verdict == "correct":
             return Item(answer.key, answer.value, expected, "correct", line=answer.line)
@@ -551,13 +576,7 @@ class Grader:
             # A one-digit number (0, 0.0007) matches some mistake by chance: no diagnosis for a guess.
             note = m("check_too_few_digits_to_diagnose", needed=DIAGNOSIS_DIGITS)
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
-        pairs = self.rtol is not None or answer.digits >= PAIR_DIGITS
-
-        def matches(values: np.ndarray) -> np.ndarray:
-            close = np.abs(given - values) <= self._tolerance(answer, values, shape)
-            return np.all(close, axis=tuple(range(1, values.ndim)))
-
-        return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer)
+        return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer, hints=hints)
 
     def _number_verdict(self, answer: Answer, given: np.ndarray, expected: Any, shape: tuple[int, ...]) -> str:
         """``correct``, ``imprecise`` or ``incorrect`` for a number (or a list of numbers).
@@ -603,8 +622,10 @@ class Grader:
         return 0.5 * places * (1 + 1e-9) + NOISE * scale
 
     def _incorrect(self, answer: Answer, q: Quantity, expected: Any, matches: Callable[[np.ndarray], np.ndarray],
-                   pairs: bool, note: str | None = None, prefer: Sequence[str] = ()) -> Item:
-        found = self.diagnoser.find(q, matches, pairs, prefer)
+                   pairs: bool, note: str | None = None, prefer: Sequence[str] = (),
+                   hints: Hints | None = None) -> Item:
+        hints = hints or Hints()
+        found = self.diagnoser.find(q, matches, pairs, prefer, hints.reject, hints.pair_ok)
         diagnosis = None
         if found is not None:
             if (found, q) not in self._words:
@@ -616,7 +637,7 @@ class Grader:
         return Item(answer.key, answer.value, expected, "incorrect", diagnosis, note, answer.line)
 
     def _grade_symbolic(self, answer: Answer, q: Quantity, expected: Any, source: str,
-                        prefer: Sequence[str] = ()) -> Item:
+                        prefer: Sequence[str] = (), hints: Hints | None = None) -> Item:
         where = f"{source}: [answers] {answer.key}" + (f" (line {answer.line})" if answer.line else "")
         try:
             expr = self._symbolic.parse(answer.value, q, where)
@@ -644,7 +665,9 @@ class Grader:
             return np.all(np.abs(np.asarray(value) - values) <= rtol * np.abs(values) + 1e-15,
                           axis=tuple(range(1, values.ndim)))
 
-        return self._incorrect(answer, q, expected, matches, True, note, prefer)
+        if hints is not None:
+            hints.matchers[id(answer)] = (q, matches, True)
+        return self._incorrect(answer, q, expected, matches, True, note, prefer, hints)
 
 
 def _within(given: Any, expected: Any, tolerance: Any) -> bool:
@@ -769,9 +792,13 @@ class _Symbolic:
         g = self.graph
         rng = np.random.default_rng(0)
         program = self.derivation.program
+        # Only the parameters move (the forward pass is recomputed from them): targets and constants
+        # keep their values, so that identities they satisfy (one-hot targets, Σy = 1) still hold.
+        # A problem without parameters has only values to vary.
+        kinds = ("parameter",) if g.parameters else ("value",)
         for _ in range(count):
             point = {k: (v * rng.uniform(0.5, 1.5) if v else rng.uniform(-1, 1))
-                     for k, v in g.leaf_values.items() if g.nodes[k].kind in ("parameter", "value")}
+                     for k, v in g.leaf_values.items() if g.nodes[k].kind in kinds}
             ev = program.evaluate(point)
             truth = ev.values[q.name] if q.kind == "value" else ev.adjoints[q.name]
             if not _close(self._evaluate(expr, self._numbers(ev.values, ev.adjoints), q), truth, 1e-7):
@@ -929,6 +956,7 @@ def grade_files(problem: str | Path, paths: Iterable[str | Path], *, rtol: float
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     _GRADER.diagnoser.warm(pairs=True)  # once here rather than once per worker
+    warm_follow_through(_GRADER)
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)

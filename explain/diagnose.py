@@ -17,8 +17,9 @@ mistakes that make sense for a Graph, :class:`Diagnoser` searches them, and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,9 @@ class Mistake:
     rounding: tuple[str, int] | None = None
     info: tuple[tuple[str, str], ...] = ()
     parts: tuple[Mistake, ...] = ()
+    #: ``"all"`` (everywhere it applies), ``"layer"`` (one layer) or ``"edges"`` (one group of edges):
+    #: a student may hold a wrong rule in one place only.  Pairs combine ``"all"`` mistakes only.
+    scope: str = "all"
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -270,7 +274,15 @@ def catalogue(graph: Graph, learning_rate: float | None = None) -> list[Mistake]
     for mode in ("sig", "dec"):
         for n in (2, 3, 4):
             found.append(Mistake("early_rounding", f"{mode}{n}", rounding=(mode, n)))
-    return found
+    # A mistake confined to a part that is the whole (one layer of one function) is kept once.
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for m in found:
+        key = (m.code, frozenset(m.edits), m.reduction, m.update_sign, m.stale, m.rounding)
+        if key not in seen:
+            seen.add(key)
+            unique.append(m)
+    return unique
 
 
 def _edits(pairs: Iterable[tuple[Edge, sp.Expr]]) -> tuple[tuple[tuple[str, str], sp.Expr], ...]:
@@ -288,6 +300,15 @@ def _activation_edges(graph: Graph) -> dict[str, list[Edge]]:
     return table
 
 
+def _layers_of(graph: Graph, edges: list[Edge]) -> list[list[Edge]]:
+    """``edges`` grouped by layer (the depth of their destination below the loss), when there are several."""
+    depth = _depths(graph)
+    groups: dict[int, list[Edge]] = {}
+    for e in edges:
+        groups.setdefault(depth.get(e.dst, -1), []).append(e)
+    return [groups[d] for d in sorted(groups)] if len(groups) > 1 else []
+
+
 def _activation_mistakes(graph: Graph) -> list[Mistake]:
     table = _activation_edges(graph)
     kinds = dict(table)
@@ -298,9 +319,9 @@ def _activation_mistakes(graph: Graph) -> list[Mistake]:
         edits = _edits((e, sp.S.One) for e in edges)
         if edits:
             missing.append(Mistake("missing_activation_derivative", func, edits))
-    for func, edges in table.items():
-        t = sp.Dummy("t", real=True)
+    t = sp.Dummy("t", real=True)
 
+    def rules_for(func: str) -> dict[str, Callable[[Edge], sp.Expr]]:
         def at_output(e: Edge) -> sp.Expr:
             node = graph.nodes[e.dst]
             rest = node.expr.args[1:]  # type: ignore[union-attr]
@@ -313,10 +334,28 @@ def _activation_mistakes(graph: Graph) -> list[Mistake]:
             "at_input": lambda e: e.local.xreplace({graph.nodes[e.dst].symbol: graph.nodes[e.src].symbol}),
             "at_output": at_output,
         }
-        for how, rule in rules.items():
+        if func != "sigmoid":
+            # tanh' written as a(1 - a): the sigmoid's derivative, the one learned first.
+            rules["as_sigmoid"] = lambda e: graph.nodes[e.dst].symbol * (1 - graph.nodes[e.dst].symbol)
+        return rules
+
+    for func, edges in table.items():
+        for how, rule in rules_for(func).items():
             edits = _edits((e, rule(e)) for e in edges)
             if edits:
                 wrong.append(Mistake("wrong_activation_derivative", f"{func}:{how}", edits, info=(("how", how),)))
+    # The same mistakes made at one layer only (σ' forgotten at the hidden layer alone).
+    for i, layer in enumerate(_layers_of(graph, kinds.get("all", next(iter(table.values()), [])))):
+        edits = _edits((e, sp.S.One) for e in layer)
+        if edits:
+            missing.append(Mistake("missing_activation_derivative", f"layer{i}", edits, scope="layer"))
+        for func in table:
+            edges = [e for e in layer if e in table[func]]
+            for how, rule in rules_for(func).items():
+                edits = _edits((e, rule(e)) for e in edges)
+                if edits:
+                    wrong.append(Mistake("wrong_activation_derivative", f"{func}:{how}:layer{i}", edits,
+                                         info=(("how", how),), scope="layer"))
     return missing + wrong
 
 
@@ -395,6 +434,36 @@ def _weight_mistakes(graph: Graph) -> list[Mistake]:
                             new.append(((source, unit), graph.nodes[other].symbol))
         if new:
             found.append(Mistake("wrong_weight", variant, tuple(new)))
+    found += _partial_weight_mistakes(graph, layers, by_unit)
+    return found
+
+
+def _partial_weight_mistakes(graph: Graph, layers: Mapping[tuple[str, ...], list[str]],
+                             by_unit: Mapping[str, Mapping[str, str]]) -> list[Mistake]:
+    """Weight mistakes made in one place: one layer (activations, transposed) or one connection.
+
+    One connection: ∂z_u/∂a_s taken as another weight of the same unit — the weight
+    from a_s to another unit u' (w7 where w8 belongs: both leave out_h2), or from
+    another input s' to u.
+    """
+    found = []
+    if len(layers) > 1:
+        for k, (sources, units) in enumerate(layers.items()):
+            edits = tuple(((s, u), graph.nodes[s].symbol) for u in units for s in sources)
+            found.append(Mistake("activation_instead_of_weight", f"layer{k}", edits, scope="layer"))
+            if len(units) == len(sources) > 1:
+                swapped = tuple(((s, u), graph.nodes[by_unit[units[j]][sources[i]]].symbol)
+                                for i, u in enumerate(units) for j, s in enumerate(sources) if i != j)
+                found.append(Mistake("wrong_weight", f"transposed:layer{k}", swapped, scope="layer"))
+    for sources, units in layers.items():
+        for u in units:
+            for s in sources:
+                right = by_unit[u][s]
+                others = [by_unit[v][s] for v in units if v != u] + [by_unit[u][r] for r in sources if r != s]
+                for other in dict.fromkeys(others):
+                    if other != right:
+                        found.append(Mistake("wrong_weight", f"edge:{s}->{u}={other}",
+                                             (((s, u), graph.nodes[other].symbol),), scope="edges"))
     return found
 
 
@@ -451,8 +520,9 @@ class Diagnoser:
     def pairs(self) -> list[Mistake]:
         if self._pairs is None:
             found = []
-            for i, a in enumerate(self.singles):
-                for b in self.singles[i + 1:]:
+            whole = [m for m in self.singles if m.scope == "all"]  # a partial mistake is not paired
+            for i, a in enumerate(whole):
+                for b in whole[i + 1:]:
                     combined = combine(a, b)
                     if combined is not None and len(found) < MAX_PAIRS:
                         found.append(combined)
@@ -480,26 +550,77 @@ class Diagnoser:
             self._tables[key] = (kept, np.array(rows, dtype=float).reshape(len(rows), *shape))
         return self._tables[key]
 
-    def find(self, q: Quantity, matches: Matcher, pairs: bool, prefer: Sequence[str] = ()) -> Mistake | None:
+    def hits(self, q: Quantity, matches: Matcher, pairs: bool) -> list[Mistake]:
+        """The mistakes (singles, or pairs with ``pairs``) whose result ``matches``, in catalogue order."""
+        if self.student.correct.get(q) is None:
+            return []
+        mistakes, values = self.table(q, pairs)
+        if not mistakes:
+            return []
+        return [mistakes[int(i)] for i in np.flatnonzero(matches(values))]
+
+    def contradicted(self, q: Quantity, matches: Matcher) -> set[Mistake]:
+        """The single mistakes that would change ``q`` away from an answer ``matches`` accepts (a right one)."""
+        if self.student.correct.get(q) is None:
+            return set()
+        mistakes, values = self.table(q, False)
+        if not mistakes:
+            return set()
+        return {mistakes[int(i)] for i in np.flatnonzero(~matches(values))}
+
+    def find(self, q: Quantity, matches: Matcher, pairs: bool, prefer: Sequence[str] = (),
+             reject: Collection[Mistake] = frozenset(),
+             pair_ok: Callable[[Mistake], bool] | None = None) -> Mistake | None:
         """The first mistake (catalogue order; singles before pairs) whose result ``matches``.
 
         Codes in ``prefer`` come first: mistakes already seen in the same
         student's other answers explain this one best when two mistakes give
         the same number (a flipped loss derivative and ``w + η·g`` give the
-        same ``w+``).
+        same ``w+``).  Before them, mistakes not in ``reject``: a mistake there
+        (or a pair with a part there) would change an answer the same student
+        got right, so another mistake giving the same number is theirs.  A pair
+        is only reported when ``pair_ok`` accepts it.
         """
-        if self.student.correct.get(q) is None:
-            return None
         rank = {code: i for i, code in enumerate(prefer)}
+
+        def contradicted(m: Mistake) -> bool:
+            return m in reject or any(p in reject for p in m.parts)
+
         for use_pairs in ((False, True) if pairs else (False,)):
-            mistakes, values = self.table(q, use_pairs)
-            if not mistakes:
-                continue
-            hits = np.flatnonzero(matches(values))
-            if hits.size:
-                best = min(hits, key=lambda i: (min(rank.get(c, len(rank)) for c in mistakes[i].codes), i))
-                return mistakes[int(best)]
+            found = self.hits(q, matches, use_pairs)
+            if use_pairs and pair_ok is not None:
+                found = [m for m in found if pair_ok(m)]
+            if found:
+                order = {m: i for i, m in enumerate(found)}
+                return min(found, key=lambda m: (contradicted(m), min(rank.get(c, len(rank)) for c in m.codes),
+                                                 order[m]))
         return None
+
+
+@dataclass
+class Hints:
+    """What one student's other answers say about the mistakes they hold (see ``Grader.grade``).
+
+    ``reject``: mistakes that would change an answer the student got right (ranked last);
+    ``seen``: codes diagnosed in their other answers; ``pairs``: how many of their
+    answers each pair of mistakes explains; ``matchers``: for each answer graded
+    (by ``id``), its quantity, its matcher and whether pairs may be tried for it.
+    """
+
+    reject: set[Mistake] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+    pairs: Counter[Mistake] = field(default_factory=Counter)
+    matchers: dict[int, tuple[Quantity, Matcher, bool]] = field(default_factory=dict)
+
+    def pair_ok(self, m: Mistake) -> bool:
+        """Two mistakes at once are believed when the student shows one of them, or the pair, elsewhere."""
+        return any(c in self.seen for c in m.codes) or self.pairs[m] >= 2
+
+    def count_pairs(self, diagnoser: Diagnoser, wrong: Sequence[tuple[Quantity, Matcher, bool]]) -> None:
+        """Count, over the student's wrong answers, the pairs that explain each."""
+        for q, matches, pairs in wrong:
+            if pairs:
+                self.pairs.update(set(diagnoser.hits(q, matches, True)))
 
 
 def _differs(a: Any, b: Any) -> bool:
