@@ -220,6 +220,8 @@ def _place(literal: str) -> float:
 def _significant(value: float, place: float) -> int:
     if value == 0:
         return 1
+    if not 0 < place < math.inf:  # 1.1125369292536007e-308: its last digit's place underflows to 0
+        return 17 if place == 0 else 1  # (found by tests/test_fuzz.py; float64 holds at most 17 digits)
     return max(1, math.floor(math.log10(abs(value)) + 1e-9) - round(math.log10(place)) + 1)
 
 

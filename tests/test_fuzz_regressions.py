@@ -112,3 +112,18 @@ def test_a_constant_stage_where_it_is_finite_still_computes(tmp_path, capsys):
     d = explain.derive(explain.load(str(problem)))
     assert math.isclose(d.loss_value, -math.log(0.75), rel_tol=1e-12)
     assert math.isclose(d.gradients["w"].value, 0.5 / 0.75, rel_tol=1e-12)
+
+
+def test_a_subnormal_answer_with_many_digits_is_graded(tmp_path, capsys):
+    # 1.1125369292536007e-308: the place of its last digit, 1e-324, underflows to 0 and its log10 raised
+    # "math domain error" (exit 3; found by tests/test_fuzz.py).  It is a number, and a wrong one
+    # (dE/dw1 of seed003_network is about -0.0084, the value in tests/test_check.py).
+    answers = tmp_path / "s1.toml"
+    answers.write_text('[answers]\n"dE/dw1" = 1.1125369292536007e-308\n"dE/dw5" = 0.03463298929\n', encoding="utf-8")
+    report = tmp_path / "r.csv"
+    rc = main(["check", str(EXAMPLES / "seed003_network.toml"), str(answers), "--report", str(report)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "internal error" not in err, err
+    rows = report.read_text(encoding="utf-8").splitlines()
+    assert ",dE/dw1,1.1125369292536007e-308," in rows[1] and ",incorrect," in rows[1]
+    assert ",correct," in rows[2]  # the right answer beside it is still graded right
