@@ -158,7 +158,7 @@ def _answer(key: str, value: Any, literal: str | None, line: int | None) -> Answ
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         literal, value = value.strip(), float(value.strip().replace("_", ""))
     if isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        value = _float(value)
     if isinstance(value, float):
         found = _NUMBER.findall(literal or "") or [repr(value)]
         return Answer(key, value, (_place(found[0]),), line, found[0])
@@ -166,9 +166,17 @@ def _answer(key: str, value: Any, literal: str | None, line: int | None) -> Answ
         found = _NUMBER.findall(literal or "")
         if len(found) != len(value):
             found = [repr(float(v)) for v in value]
-        return Answer(key, [float(v) for v in value], tuple(_place(f) for f in found), line,
+        return Answer(key, [_float(v) for v in value], tuple(_place(f) for f in found), line,
                       "[" + ", ".join(found) + "]")
     return Answer(key, value, (), line)
+
+
+def _float(value: float | int) -> float:
+    """``value`` as a float; an integer beyond float64's range becomes ±inf, graded as a non-finite answer."""
+    try:
+        return float(value)
+    except OverflowError:  # TOML integers of up to 4,300 digits: 10**400 is no float
+        return math.inf if value > 0 else -math.inf
 
 
 def _literals(text: str) -> dict[str, tuple[str, int]]:
@@ -229,6 +237,8 @@ def _place(literal: str) -> float:
 def _significant(value: float, place: float) -> int:
     if value == 0:
         return 1
+    if not 0 < place < math.inf:  # 1.1125369292536007e-308: its last digit's place underflows to 0
+        return 17 if place == 0 else 1  # (found by tests/test_fuzz.py; float64 holds at most 17 digits)
     return max(1, math.floor(math.log10(abs(value)) + 1e-9) - round(math.log10(place)) + 1)
 
 

@@ -34,6 +34,9 @@ def _numpy_namespace() -> dict[str, Any]:
         "Abs": np.abs, "sign": np.sign, "Max": np.maximum, "Min": np.minimum,
         "Heaviside": lambda z, at_zero=0.5: np.heaviside(z, at_zero), "sum_samples": _np_sum_samples,
         "as_array": np.asarray,
+        # A stage that is a constant (p = "0") is a NumPy number like the leaves, so that 1/p is inf
+        # (reported by explain.finite) instead of Python's ZeroDivisionError (found by tests/test_fuzz.py).
+        "constant": np.float64,
     }
     names.update(NUMPY_FUNCTIONS)
     return names
@@ -55,6 +58,7 @@ def _torch_namespace() -> dict[str, Any]:
         "Min": pair(torch.minimum), "Heaviside": lambda z, at_zero=0.5: torch.heaviside(z, torch.full_like(z, float(at_zero))),
         "sum_samples": lambda x, n: x.sum() if isinstance(x, torch.Tensor) and x.dim() else x * n,
         "as_array": torch.as_tensor,
+        "constant": lambda value: value,  # tensors around it divide by zero without raising
     }
     names.update(torch_functions())
     return names
@@ -173,6 +177,8 @@ class Program:
         for i, node in enumerate(g.nodes.values()):
             if node.is_leaf:
                 lines.append(f"n{i} = leaves[{i}]")
+            elif not node.expr.free_symbols:
+                lines.append(f"n{i} = {self._intermediate('constant(' + self._printer(node.expr) + ')')}")
             else:
                 lines.append(f"n{i} = {self._intermediate(self._printer(node.expr))}")
         # A data problem's loss is its reduction node (see Graph.from_problem): one number.

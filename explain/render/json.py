@@ -93,18 +93,42 @@ def grad_dict(d: Derivation) -> dict[str, Any]:
         "expr": d.graph.title,
         "value": _number(d.loss_value),
         "gradients": {
-            name: {"value": _number(gr.value), "expr": str(closed_form(d, name))} for name, gr in d.gradients.items()
+            name: {"value": _number(gr.value), "expr": str(expr)}
+            for (name, gr), expr in zip(d.gradients.items(), closed_forms(d))
         },
         "steps": steps,
     }
 
 
-def closed_form(d: Derivation, name: str) -> Any:
-    """The gradient written in the original variables (stages substituted back)."""
-    expr = d.gradients[name].expr
-    for node in reversed(d.graph.stages):
-        expr = expr.subs(node.symbol, node.expr)
-    return expr
+#: Seconds for SymPy to tidy the closed forms; past it the stages are substituted as written.
+CLOSED_FORM_BUDGET = 1.0
+
+
+def closed_forms(d: Derivation) -> list[Any]:
+    """The gradients written in the original variables (stages substituted back), in order.
+
+    ``subs`` lets SymPy evaluate as it goes, which for a Max over ``log(x)**100``
+    expands a polynomial for minutes (found by benchmarks/fuzz.py); past a short
+    budget the substitution is redone without evaluation, the same formula untidied.
+    """
+    import sympy as sp
+
+    from ..budget import OutOfTime, within
+
+    def substitute(evaluate: bool) -> list[Any]:
+        forms = []
+        for gradient in d.gradients.values():
+            expr = gradient.expr
+            with sp.evaluate(evaluate):
+                for node in reversed(d.graph.stages):
+                    expr = expr.subs(node.symbol, node.expr) if evaluate else expr.xreplace({node.symbol: node.expr})
+            forms.append(expr)
+        return forms
+
+    try:
+        return within(CLOSED_FORM_BUDGET, lambda: substitute(True))
+    except OutOfTime:
+        return substitute(False)
 
 
 def dumps(obj: dict[str, Any]) -> str:

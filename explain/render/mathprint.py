@@ -84,13 +84,31 @@ class MathStyle:
         Values that are not scalars (a data column) are ignored: such a symbol keeps
         its name, with the sample index when it is a sample symbol.
         """
-        self._numbers = {getattr(k, "name", str(k)): v for k, v in (numbers or {}).items()
-                         if np.ndim(v) == 0}
+        self._numbers = self._scalars(numbers)
         self._stack = []
         try:
             return str(self.doprint(_as_expr(e)))  # type: ignore[attr-defined]
         finally:
             self._numbers = {}
+
+    def _scalars(self, numbers: Mapping[sp.Symbol | str, Any] | None) -> dict[str, Any]:
+        """The scalar values of ``numbers`` by name, kept while the same mapping comes back.
+
+        A derivation prints every step with one mapping of all its values; rebuilding
+        it for each of a thousand steps made a product of 200 factors take over
+        10 s (found by benchmarks/fuzz.py).
+        """
+        if not numbers:
+            return {}
+        cache = self.__dict__.setdefault("_scalars_of", {})
+        cached = cache.get(id(numbers))
+        if cached is not None and cached[0] is numbers and len(cached[1]) == len(numbers):
+            return cached[2]
+        scalars = {getattr(k, "name", str(k)): v for k, v in numbers.items() if np.ndim(v) == 0}
+        if len(cache) > 16:
+            cache.clear()
+        cache[id(numbers)] = (numbers, dict(numbers), scalars)  # the mapping is kept: its id is not reused
+        return scalars
 
     def factor(self, e: sp.Expr, numbers: Mapping[sp.Symbol | str, Any] | None = None) -> str:
         """Like :meth:`expr`, parenthesised when needed to stand inside a product."""
