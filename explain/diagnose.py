@@ -655,6 +655,15 @@ def _differs(a: Any, b: Any) -> bool:
 
 
 # -- wording ---------------------------------------------------------------------------
+def _squares_a_difference(graph: Graph) -> bool:
+    """Whether the loss (or the per-sample stage it reduces) squares a difference, like (y - t)²."""
+    for name in [graph.loss, *(e.src for e in graph.edges_into(graph.loss))]:
+        expr = graph.nodes[name].expr
+        if expr is not None and any(p.exp == 2 and p.base.is_Add for p in expr.atoms(sp.Pow)):
+            return True
+    return False
+
+
 def describe(m: Mistake, q: Quantity, graph: Graph, msg: Messages) -> tuple[str, str]:
     """The message naming the wrong step and the right one, and the worked solution's step."""
     if m.parts:
@@ -684,7 +693,12 @@ def describe(m: Mistake, q: Quantity, graph: Graph, msg: Messages) -> tuple[str,
                 factor = "2" if dict(m.info)["change"] == "doubled" else "½"
                 fields["wrong"] = f"{factor}·({fields['right']})" if right.is_Add else f"{factor}·{fields['right']}"
             if m.code == "sign_error":
-                fields["wrong"] = f"-({fields['right']})" if right.is_Add else f"-{fields['right']}"
+                # -(a + b) reads as the flip it is; a right side that is already negative
+                # prints as its negation (f², never --f²).
+                if right.is_Add and not right.could_extract_minus_sign():
+                    fields["wrong"] = f"-({fields['right']})"
+                # Prediction minus target is the usual cause only where the loss is a squared difference.
+                fields["why"] = msg("mistake_sign_error_why") if _squares_a_difference(graph) else ""
             if m.code == "activation_instead_of_weight":
                 fields["weight"] = str(right)
             text = msg(f"mistake_{m.code}", **fields)

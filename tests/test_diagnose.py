@@ -125,6 +125,24 @@ def test_sign_error():
     assert found["dE/dw7"].suggested_step == "backward: dE/dout_o1"
 
 
+def test_sign_error_names_the_squared_difference_only_where_there_is_one():
+    g = student(loss_prime=lambda out, y: y - out)
+    found = diagnose({"dE/dw7": g["w7"]})
+    assert "prediction minus target" in found["dE/dw7"].message
+
+
+def test_sign_error_of_a_negative_derivative_reads_as_its_negation():
+    # L = 1/f, f = 3w: dL/dw = -3/f² (by hand) = -1/12 at w = 2; the student flips the sign.
+    problem = loads('[parameters]\nw = 2.0\n[forward]\nf = "3*w"\nL = "1/f"\n')
+    report = check(problem, parse_answers('[answers]\n"dL/dw" = 0.08333\n'))
+    item = report.items[0]
+    assert item.verdict == "incorrect" and item.diagnosis.code == "sign_error"
+    message = item.diagnosis.message
+    # ∂L/∂f = -1/f² = -L²: the wrong one is +L² (printed without a double minus).
+    assert "--" not in message and "taken as L² instead of -L²" in message
+    assert "prediction minus target" not in message  # there is no target here
+
+
 @pytest.mark.parametrize("factor", [2.0, 0.5])
 def test_loss_constant(factor):
     g = student(loss_prime=lambda out, y: factor * (out - y))
