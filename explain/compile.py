@@ -82,6 +82,13 @@ class CodePrinter:
             return "(" + " * ".join(self(a) for a in expr.args) + ")"
         if expr.is_Pow:
             base, exponent = expr.args
+            if base.is_Number:
+                # A literal base is a NumPy number, like the leaves: 1/0.0 is inf (reported by
+                # explain.finite), not Python's ZeroDivisionError (found by benchmarks/fuzz.py).
+                number = f"constant({self(base)})"
+                if exponent == -1:
+                    return f"(1.0 / {number})"
+                return f"({number} ** {self(exponent)})"
             if exponent == sp.Rational(1, 2):
                 return f"sqrt({self(base)})"
             if exponent == -1:

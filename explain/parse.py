@@ -344,6 +344,11 @@ class _SymbolicBuilder(_Builder[sp.Expr]):
         if func == "exp" and isinstance(args[0], sp.log):
             # SymPy folds exp(log(x)) to x, defined at x < 0 where log(x) is not: keep it as written.
             return sp.exp(args[0], evaluate=False)
+        if func == "abs" and not args[0].is_number:
+            # SymPy's Abs asks whether its argument is real or positive, which for
+            # a deep nest of functions takes seconds (found by benchmarks/fuzz.py): kept as
+            # written instead (a number still folds: abs(-3) is 3).
+            return sp.Abs(args[0], evaluate=False)
         return _in_range(USER_FUNCTIONS[func][0](*args))
 
     def function_arity(self, func: str) -> tuple[int, int] | None:

@@ -127,3 +127,46 @@ def test_a_subnormal_answer_with_many_digits_is_graded(tmp_path, capsys):
     rows = report.read_text(encoding="utf-8").splitlines()
     assert ",dE/dw1,1.1125369292536007e-308," in rows[1] and ",incorrect," in rows[1]
     assert ",correct," in rows[2]  # the right answer beside it is still graded right
+
+
+def test_a_literal_zero_divisor_inside_an_expression_is_a_clean_error(tmp_path, capsys):
+    # `leaky_relu(y, 0.01)/0.0` compiled to Python's `1.0 / 0.0`: ZeroDivisionError, exit 3 (fuzz, seed 0).
+    expr = "1e10**2.0-(710.0)/((leaky_relu(y, 0.01)/0.0*y)*(y))"
+    out = tmp_path / "g.tex"
+    rc = main(["grad", expr, "--format", "latex", "--at", "y=1e-8", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "division by zero" in err and "internal error" not in err, err
+    assert not out.exists()
+
+
+def test_a_literal_base_that_is_finite_still_computes():
+    # The other direction: 2**w and 1/(0.5*w) with literal numbers are computed (by hand: d/dw 2**w = ln2·2**w,
+    # d/dw 1/(0.5 w) = -2/w²; at w = 3: 8 ln 2 and -2/9).
+    d = explain.grad("2**w + 1/(0.5*w)", at={"w": 3.0})
+    assert math.isclose(d.loss_value, 8 + 2 / 3, rel_tol=1e-14)
+    assert math.isclose(d.gradients["w"].value, 8 * math.log(2) - 2 / 9, rel_tol=1e-13)
+
+
+DEEP_NEST = ("relu(log(relu(log(exp(sigmoid(tanh(log(abs(sqrt(abs(sigmoid(tanh(tanh(relu(softplus(sqrt(cos(log(cos(log("
+             "softplus(sqrt(sigmoid(cos(abs(exp(tanh(tanh(sqrt(cos(log(sin(sin(sin(sqrt(cos(softplus(softplus(exp(sin(x"
+             + ")" * 41)
+
+
+def test_a_deep_nest_of_functions_under_abs_parses_quickly():
+    # SymPy's Abs asked whether its argument was real, through 40 nested functions: 2 CPU-seconds to parse
+    # (over 10 s on a loaded machine; fuzz, seed 0).  CPU time, not wall time, so the load does not matter.
+    from explain.errors import ExplainError
+
+    start = time.process_time()
+    try:
+        explain.grad(DEEP_NEST, at={"x": 3.0})
+    except ExplainError as exc:  # sqrt of a negative cosine on the way: a clean error
+        assert "square root of a negative number" in str(exc)
+    assert time.process_time() - start < 1.0
+
+
+def test_abs_kept_as_written_still_differentiates():
+    # d/dw |w·x| = sign(w·x)·x = -3 at w = -2, x = 3 (by hand); abs of a number still folds.
+    d = explain.grad("abs(w*x) + abs(-3)", at={"w": -2.0, "x": 3.0})
+    assert d.loss_value == 9.0
+    assert d.gradients["w"].value == -3.0
