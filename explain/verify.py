@@ -224,10 +224,10 @@ class Verification:
             "finite_differences": [f.to_dict() for f in self.finite_differences],
         }
 
-    def _repr_markdown_(self) -> str:
-        from .commands.verify import render_markdown
+    def _repr_markdown_(self) -> str | None:
+        from .render.notebook import display  # the render layer's one door, late (see there)
 
-        return render_markdown(self)
+        return display(self, "markdown")
 
 
 def verify(
