@@ -192,7 +192,7 @@ class Program:
         targets, data) get no adjoint: a training step does not need them.
         """
         g = self.graph
-        wanted = _influenced_by(g, g.parameters) if only_parameters else set(g.nodes)
+        wanted = {*g.parameters, *g.descendants(*g.parameters)} if only_parameters else set(g.nodes)
         lines = []
         adjoint = {g.loss: "g_" + self._variables[g.nodes[g.loss].symbol]}
         lines.append(f"{adjoint[g.loss]} = 1.0")
@@ -279,15 +279,6 @@ class Program:
         if self._train is None:
             self._train = self._compile_train()
         return self._train(leaves, n_samples)  # type: ignore[no-any-return]
-
-
-def _influenced_by(graph: Graph, sources: Iterable[str]) -> set[str]:
-    """The given nodes and every node computed from them."""
-    reached = set(sources)
-    for node in graph.nodes.values():
-        if any(i in reached for i in node.inputs):
-            reached.add(node.name)
-    return reached
 
 
 def _tuple(items: Iterable[str]) -> str:

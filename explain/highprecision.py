@@ -219,15 +219,8 @@ class HighPrecision:
 
     def downstream(self, name: str) -> list[int]:
         """Slots of the stages that depend on leaf ``name``: the only ones to redo when it changes."""
-        reached = {name}
-        out = []
-        for i, n in enumerate(self.names):
-            node = self.graph.nodes[n]
-            if not node.is_leaf and any(x in reached for x in node.inputs):
-                reached.add(n)
-                if i in self.forward or i in self.reductions:
-                    out.append(i)
-        return out
+        reached = self.graph.descendants(name)
+        return [i for i, n in enumerate(self.names) if n in reached and (i in self.forward or i in self.reductions)]
 
     # -- the derivation's own formulas -------------------------------------
     def gradients(self, values: Sequence[Value], float_locals: Mapping[tuple[str, str], Any]) -> dict[str, Any]:
