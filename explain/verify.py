@@ -29,7 +29,7 @@ import sympy as sp
 
 from .derivation import Derivation
 from .errors import ExplainError
-from .functions import stable_form
+from .functions import OPS, stable_form
 from .graph import Graph
 from .highprecision import HighPrecision, Unsupported, is_finite_real
 from .i18n import message
@@ -506,7 +506,7 @@ class _Interpreter:
 
 
 #: Functions with a kink or a tie, whose branch the rounding runs keep fixed.
-PINNED = ("relu", "leaky_relu", "Abs", "Max", "Min")
+PINNED = tuple(op.name for op in OPS.values() if op.kink)
 
 
 @dataclass
