@@ -11,6 +11,7 @@ imported late (inside a function) by the domain objects' ``_repr_*_`` methods.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,37 +84,46 @@ def _is_package(name: str) -> bool:
 
 def imports(sources: dict[str, str]) -> list[Import]:
     """Every import of an explain module by an explain module, wherever it is written."""
+    names = frozenset(sources)
+    return [i for module, text in sources.items() for i in _module_imports(module, text, names)]
+
+
+def _type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+@functools.lru_cache(maxsize=None)  # each module is parsed once; a planted copy is parsed on its own
+def _module_imports(module: str, text: str, names: frozenset[str]) -> tuple[Import, ...]:
     found = []
-    for module, text in sources.items():
-        package = module if _is_package(module) else module.rpartition(".")[0]
+    package = module if _is_package(module) else module.rpartition(".")[0]
 
-        def visit(node: ast.AST, in_function: bool, type_checking: bool) -> None:
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    # One dot is this package, each more dot its parent; dots beyond explain/ (an
-                    # ImportError when run) are read as explain/ itself, so the layers still judge them.
-                    base = package.split(".")[: max(1, len(package.split(".")) - (node.level - 1))]
-                    origin = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    origin = node.module or ""
-                # ``from . import verify`` imports the module explain.verify; ``from .x import f`` imports x.
-                targets = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in sources else origin for a in node.names]
-            for t in targets:
-                while t and t not in sources:  # import explain.render.dot.x → the module that exists
-                    t = t.rpartition(".")[0]
-                if t and t != module:
-                    found.append(Import(module, t, node.lineno, in_function, type_checking))
-            for child in ast.iter_child_nodes(node):
-                inner_function = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-                guarded = type_checking or (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                                            and child in node.body)
-                visit(child, inner_function, guarded)
+    def visit(node: ast.AST, in_function: bool, type_checking: bool) -> None:
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                # One dot is this package, each more dot its parent; dots beyond explain/ (an
+                # ImportError when run) are read as explain/ itself, so the layers still judge them.
+                base = package.split(".")[: max(1, len(package.split(".")) - (node.level - 1))]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module or ""
+            # ``from . import verify`` imports the module explain.verify; ``from .x import f`` imports x.
+            targets = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in names else origin for a in node.names]
+        for t in targets:
+            while t and t not in names:  # import explain.render.dot.x → the module that exists
+                t = t.rpartition(".")[0]
+            if t and t != module:
+                found.append(Import(module, t, node.lineno, in_function, type_checking))
+        inner = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        guarded_body = isinstance(node, ast.If) and _type_checking(node.test)
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner, type_checking or (guarded_body and child in node.body))
 
-        visit(ast.parse(text), False, False)
-    return found
+    visit(ast.parse(text), False, False)
+    return tuple(found)
 
 
 def layer(module: str) -> str:
