@@ -93,10 +93,10 @@ class Solution:
 
         return solution_dict(self)
 
-    def _repr_markdown_(self) -> str:
-        from .render.markdown import render_solution
+    def _repr_markdown_(self) -> str | None:
+        from .render.notebook import display
 
-        return render_solution(self)
+        return display(self, "markdown")
 
 
 def solve(

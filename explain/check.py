@@ -332,10 +332,10 @@ class Report:
         """The JSON object of SPEC §4."""
         return {"items": [i.to_dict() for i in self.items], "score": self.score}
 
-    def _repr_markdown_(self) -> str:
-        from .commands.check import render_markdown
+    def _repr_markdown_(self) -> str | None:
+        from .render.notebook import display  # the render layer's one door, late (see there)
 
-        return render_markdown([self], precision=6)
+        return display(self, "markdown")
 
 
 def _points(value: float) -> float | int:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .functions import NUMPY_FUNCTIONS, SAMPLE_COUNT, reduction_kind, stable_form, torch_functions
+from .functions import SAMPLE_COUNT, numpy_functions, reduction_kind, stable_form, torch_functions
 from .graph import Graph
 
 
@@ -29,33 +29,23 @@ def _np_sum_samples(x: Any, n: int) -> Any:
 
 
 def _numpy_namespace() -> dict[str, Any]:
+    """The operations of :data:`explain.functions.OPS` in NumPy, and the compiled code's own helpers."""
     names: dict[str, Any] = {
-        "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
-        "Abs": np.abs, "sign": np.sign, "Max": np.maximum, "Min": np.minimum,
-        "Heaviside": lambda z, at_zero=0.5: np.heaviside(z, at_zero), "sum_samples": _np_sum_samples,
+        "sum_samples": _np_sum_samples,
         "as_array": np.asarray,
         # A stage that is a constant (p = "0") is a NumPy number like the leaves, so that 1/p is inf
         # (reported by explain.finite) instead of Python's ZeroDivisionError (found by tests/test_fuzz.py).
         "constant": np.float64,
     }
-    names.update(NUMPY_FUNCTIONS)
+    names.update(numpy_functions())
     return names
 
 
 def _torch_namespace() -> dict[str, Any]:
+    """The operations of :data:`explain.functions.OPS` in torch, and the compiled code's own helpers."""
     import torch
 
-    def pair(f: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        def apply(a: Any, b: Any) -> Any:
-            like = a if isinstance(a, torch.Tensor) else b
-            return f(torch.as_tensor(a, dtype=like.dtype, device=like.device),
-                     torch.as_tensor(b, dtype=like.dtype, device=like.device))
-        return apply
-
     names: dict[str, Any] = {
-        "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "tanh": torch.tanh, "sin": torch.sin,
-        "cos": torch.cos, "Abs": torch.abs, "sign": torch.sign, "Max": pair(torch.maximum),
-        "Min": pair(torch.minimum), "Heaviside": lambda z, at_zero=0.5: torch.heaviside(z, torch.full_like(z, float(at_zero))),
         "sum_samples": lambda x, n: x.sum() if isinstance(x, torch.Tensor) and x.dim() else x * n,
         "as_array": torch.as_tensor,
         "constant": lambda value: value,  # tensors around it divide by zero without raising
@@ -199,7 +189,7 @@ class Program:
         targets, data) get no adjoint: a training step does not need them.
         """
         g = self.graph
-        wanted = _influenced_by(g, g.parameters) if only_parameters else set(g.nodes)
+        wanted = {*g.parameters, *g.descendants(*g.parameters)} if only_parameters else set(g.nodes)
         lines = []
         adjoint = {g.loss: "g_" + self._variables[g.nodes[g.loss].symbol]}
         lines.append(f"{adjoint[g.loss]} = 1.0")
@@ -286,15 +276,6 @@ class Program:
         if self._train is None:
             self._train = self._compile_train()
         return self._train(leaves, n_samples)  # type: ignore[no-any-return]
-
-
-def _influenced_by(graph: Graph, sources: Iterable[str]) -> set[str]:
-    """The given nodes and every node computed from them."""
-    reached = set(sources)
-    for node in graph.nodes.values():
-        if any(i in reached for i in node.inputs):
-            reached.add(node.name)
-    return reached
 
 
 def _tuple(items: Iterable[str]) -> str:

@@ -155,19 +155,23 @@ class Derivation:
         return (f"<Derivation {self.graph.title!r}: loss {self.loss} = {self.loss_value:.6g}, "
                 f"{len(self.graph.nodes)} nodes, gradients of {len(params)} parameter(s) ({shown})>")
 
-    def _repr_markdown_(self) -> str:
-        from .render.markdown import render_derivation
+    # Notebook display goes through the render layer's one door (late: the core
+    # imports no renderer at load time; tests/test_layers.py allows only this).
+    def _repr_markdown_(self) -> str | None:
+        from .render.notebook import display
 
-        return render_derivation(self)
+        return display(self, "markdown")
 
     def graph_view(self, **options: Any) -> Any:
         """The annotated computation graph (displays as SVG in Jupyter); see :mod:`explain.render.dot`."""
-        from .render.dot import GraphView
+        from .render.notebook import graph_view
 
-        return GraphView(self, **options)
+        return graph_view(self, **options)
 
     def _repr_svg_(self) -> str | None:
-        return self.graph_view()._repr_svg_()  # type: ignore[no-any-return]
+        from .render.notebook import display
+
+        return display(self, "svg")
 
 
 def derive(source: Problem | Graph, program: Program | None = None) -> Derivation:

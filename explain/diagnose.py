@@ -742,8 +742,4 @@ def _relevant(graph: Graph, q: Quantity, src: str) -> bool:
         return True
     if q.kind == "value":
         return False
-    reached = {q.name}
-    for name in graph.nodes:
-        if any(e.src in reached for e in graph.edges_into(name)):
-            reached.add(name)
-    return src in reached
+    return src == q.name or src in graph.descendants(q.name)

@@ -24,18 +24,13 @@ import numpy as np
 import sympy as sp
 
 from .errors import ExplainError, located
-from .functions import NUMPY_FUNCTIONS, stable_form
+from .functions import numpy_functions, stable_form
 from .i18n import message
 
 #: At most this many input values are listed in a message.
 SHOWN_INPUTS = 6
 
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
-    "Abs": np.abs, "sign": np.sign, "Max": np.maximum, "Min": np.minimum,
-    "Heaviside": lambda z, at_zero=0.5: np.heaviside(z, at_zero),
-    **NUMPY_FUNCTIONS,
-}
+_FUNCTIONS: dict[str, Callable[..., Any]] = numpy_functions()
 
 
 def is_finite(value: Any) -> bool:

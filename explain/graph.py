@@ -26,6 +26,9 @@ NodeKind = Literal["parameter", "value", "data", "stage"]
 #: How many chain-rule paths are listed for one parameter (SPEC §3).
 PATH_LIMIT = 32
 
+#: How many leaves of a kind, and how many stages, ``repr(graph)`` lists before it says "… more".
+REPR_LINES = 40
+
 
 @dataclass(frozen=True)
 class Node:
@@ -71,21 +74,37 @@ class Graph:
     source: str = ""
     edges: list[Edge] = field(default_factory=list)
 
-    def __repr__(self) -> str:
+    def __str__(self) -> str:
         """A readable listing, like a jaxpr: the leaves by kind, then one line per stage."""
+        return self._listing(limit=None)
+
+    def __repr__(self) -> str:
+        """The same listing, cut short for a large network (``print(graph)`` shows all of it)."""
+        return self._listing(limit=REPR_LINES)
+
+    def _listing(self, limit: int | None) -> str:
+        def some(items: list[str]) -> list[str]:
+            if limit is None or len(items) <= limit:
+                return items
+            return [*items[:limit], f"… {len(items) - limit} more"]
+
         lines = [f"Graph({self.title!r}, loss={self.loss}, {len(self.nodes)} nodes, {len(self.edges)} edges"
                  + (f", {self.n_samples} samples)" if self.n_samples else ")")]
         for kind, label in (("parameter", "parameters"), ("value", "values"), ("data", "data")):
             names = [n.name for n in self.nodes.values() if n.kind == kind]
             if names:
-                lines.append(f"  {label}: {', '.join(names)}")
+                lines.append(f"  {label}: {', '.join(some(names))}")
+        stages = []
         for node in self.nodes.values():
             if node.expr is not None:
                 index = "[i]" if node.per_sample else ""
-                lines.append(f"  {node.name}{index} = {node.expr}")
-        return "\n".join(lines)
-
-    __str__ = __repr__
+                stages.append(f"  {node.name}{index} = {node.expr}")
+        if limit is not None and len(stages) > limit:
+            # The first stages and the last ones (the loss is the last): "… 40 more stages" between.
+            head = limit - limit // 4
+            stages = [*stages[:head], f"  … {len(stages) - limit} more stages (print() shows all)",
+                      *stages[len(stages) - limit // 4:]]
+        return "\n".join(lines + stages)
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -130,6 +149,64 @@ class Graph:
             (replace(e, local=reduction_local(kind)) if nodes[e.dst].reduction else e) for e in self.edges
         ]
         return replace(self, nodes=nodes, edges=edges)
+
+    def check(self) -> Graph:
+        """Assert the invariants every part of explain relies on; the Graph itself when they hold.
+
+        Nodes are in forward order (every input comes earlier, so the graph is
+        acyclic); each stage has exactly one edge per input and nothing else has
+        edges; parameters, values and data are leaves with a value; the loss is a
+        stage, one number (not per sample); per-sample stages are exactly those
+        with a per-sample input that are not a reduction.  Raises AssertionError
+        listing every broken invariant (a bug of ours: no user input can do it).
+        """
+        broken: list[str] = []
+        seen: set[str] = set()
+        for key, node in self.nodes.items():
+            if key != node.name:
+                broken.append(f"node {node.name!r} is filed under {key!r}")
+            leaf = node.kind in ("parameter", "value", "data")
+            if leaf != node.is_leaf:
+                broken.append(f"{node.name}: a {node.kind} " + ("with" if node.expr is not None else "without")
+                              + " an expression")
+            if leaf and node.name not in self.leaf_values:
+                broken.append(f"{node.name}: a {node.kind} without a value")
+            late = [i for i in node.inputs if i not in seen]
+            if late:
+                broken.append(f"{node.name}: inputs {late} are not computed before it (a cycle, or out of order)")
+            if node.expr is not None:
+                missing = [i for i in node.inputs if i in self.nodes and self.nodes[i].symbol not in node.expr.free_symbols]
+                if missing:
+                    broken.append(f"{node.name}: inputs {missing} do not appear in its expression")
+                per_sample = any(self.nodes[i].per_sample for i in node.inputs if i in self.nodes) and not node.reduction
+                if node.per_sample != per_sample:
+                    broken.append(f"{node.name}: per_sample is {node.per_sample}, its inputs say {per_sample}")
+            elif node.per_sample != (node.kind == "data"):
+                broken.append(f"{node.name}: a {node.kind} with per_sample={node.per_sample}")
+            seen.add(key)
+        extra = set(self.leaf_values) - {n for n, node in self.nodes.items() if node.is_leaf}
+        if extra:
+            broken.append(f"values for nodes that are not leaves: {sorted(extra)}")
+        pairs = [(e.src, e.dst) for e in self.edges]
+        if len(set(pairs)) != len(pairs):
+            broken.append("an edge is listed twice")
+        for src, dst in pairs:
+            if src not in self.nodes or dst not in self.nodes:
+                broken.append(f"edge {src} → {dst}: an end is not a node")
+            elif src not in self.nodes[dst].inputs:
+                broken.append(f"edge {src} → {dst}: {src} is not an input of {dst}")
+        wanted = {(i, n.name) for n in self.nodes.values() for i in n.inputs}
+        if wanted - set(pairs):
+            broken.append(f"inputs without an edge: {sorted(wanted - set(pairs))}")
+        if self.loss not in self.nodes:
+            broken.append(f"the loss {self.loss!r} is not a node")
+        elif self.nodes[self.loss].per_sample:
+            broken.append(f"the loss {self.loss} is per sample: it must be reduced to one number")
+        if any(n.kind == "data" for n in self.nodes.values()) and self.n_samples is None:
+            broken.append("data columns but no sample count")
+        if broken:
+            raise AssertionError("Graph invariants broken:\n  " + "\n  ".join(broken))
+        return self
 
     # -- structure --------------------------------------------------------
     @property
@@ -183,14 +260,52 @@ class Graph:
                 return e
         raise KeyError((src, dst))
 
+    # -- walks ------------------------------------------------------------
+    # Every walk over the Graph is written here once: the nodes dict is in forward
+    # (topological) order, so one pass forward or backward reaches everything.
+    def consumers(self, name: str) -> list[str]:
+        """The nodes that take ``name`` as an input, in forward order (whether or not they reach the loss)."""
+        return [e.dst for e in self._edges_out[name]]
+
+    def descendants(self, *names: str) -> set[str]:
+        """The nodes computed from any of ``names``, directly or through other stages (``names``
+        themselves only when one is computed from another)."""
+        sources = set(names)
+        found: set[str] = set()
+        for node in self.nodes.values():
+            if any(e.src in sources or e.src in found for e in self._edges_into[node.name]):
+                found.add(node.name)
+        return found
+
+    def ancestors(self, *names: str) -> set[str]:
+        """The nodes any of ``names`` depends on: its inputs, their inputs, down to the leaves."""
+        targets = set(names)
+        found: set[str] = set()
+        for name in reversed(list(self.nodes)):
+            if name in targets or name in found:
+                found.update(e.src for e in self._edges_into[name])
+        return found
+
+    def influencing_loss(self) -> set[str]:
+        """The nodes on some path to the loss, the loss included (the others get no gradient)."""
+        return set(self.reaches_loss)
+
+    def depth_to_loss(self) -> dict[str, int]:
+        """For each node that reaches the loss, its longest distance to it (the loss: 0)."""
+        return dict(self._depth)
+
     @cached_property
     def reaches_loss(self) -> frozenset[str]:
         """Names of the nodes on some path to the loss (the loss included)."""
-        reached = {self.loss}
+        return frozenset(self.ancestors(self.loss) | {self.loss})
+
+    @cached_property
+    def _depth(self) -> dict[str, int]:
+        depth = {self.loss: 0}
         for name in reversed(list(self.nodes)):
-            if name in reached:
-                reached.update(e.src for e in self._edges_into[name])
-        return frozenset(reached)
+            if name in self.reaches_loss and name != self.loss:
+                depth[name] = 1 + max(depth[e.dst] for e in self._edges_out[name] if e.dst in self.reaches_loss)
+        return depth
 
     @cached_property
     def backward_order(self) -> list[str]:
@@ -200,10 +315,7 @@ class Graph:
         and in forward order within a level, so out_o1 comes before out_o2 as a
         teacher would write them; any such order is a valid reverse topological one.
         """
-        depth = {self.loss: 0}
-        for name in reversed(list(self.nodes)):
-            if name in self.reaches_loss and name != self.loss:
-                depth[name] = 1 + max(depth[e.dst] for e in self._edges_out[name] if e.dst in self.reaches_loss)
+        depth = self._depth
         position = {n: i for i, n in enumerate(self.nodes)}
         return sorted(depth, key=lambda n: (depth[n], position[n]))
 

@@ -27,6 +27,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .functions import mpmath_functions
 from .graph import Graph
 
 #: Significant decimal digits of the high-precision evaluation.
@@ -40,46 +41,9 @@ class Unsupported(Exception):
     """An expression this module cannot evaluate in high precision."""
 
 
-def _relu(z: Any) -> Any:
-    return z if z > 0 else mpmath.mpf(0)
-
-
-def _leaky_relu(z: Any, a: Any) -> Any:
-    return z if z > 0 else a * z
-
-
-def _step(z: Any) -> Any:
-    return mpmath.mpf(1) if z > 0 else mpmath.mpf(0)
-
-
-def _leaky_step(z: Any, a: Any) -> Any:
-    return mpmath.mpf(1) if z > 0 else a
-
-
-def _heaviside(z: Any, at_zero: Any = mpmath.mpf(0.5)) -> Any:
-    return mpmath.mpf(1) if z > 0 else (mpmath.mpf(0) if z < 0 else at_zero)
-
-
-def _sign(z: Any) -> Any:
-    return mpmath.mpf(mpmath.sign(z))
-
-
-def _max(*args: Any) -> Any:
-    return max(args)
-
-
-def _min(*args: Any) -> Any:
-    return min(args)
-
-
 #: mpmath implementations, by SymPy function name; the same names as the NumPy
 #: namespace of :mod:`explain.compile` and with the same values at kinks.
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "exp": mpmath.exp, "log": mpmath.log, "sqrt": mpmath.sqrt, "tanh": mpmath.tanh, "sin": mpmath.sin,
-    "cos": mpmath.cos, "Abs": mpmath.fabs, "sign": _sign, "Max": _max, "Min": _min, "Heaviside": _heaviside,
-    "sigmoid": lambda z: 1 / (1 + mpmath.exp(-z)), "step": _step, "relu": _relu, "leaky_relu": _leaky_relu,
-    "leaky_step": _leaky_step, "softplus": lambda z: mpmath.log1p(mpmath.exp(z)),
-}
+FUNCTIONS: dict[str, Callable[..., Any]] = mpmath_functions()
 
 
 def closure(expr: sp.Expr, slots: Mapping[sp.Symbol, int]) -> Closure:
@@ -219,15 +183,8 @@ class HighPrecision:
 
     def downstream(self, name: str) -> list[int]:
         """Slots of the stages that depend on leaf ``name``: the only ones to redo when it changes."""
-        reached = {name}
-        out = []
-        for i, n in enumerate(self.names):
-            node = self.graph.nodes[n]
-            if not node.is_leaf and any(x in reached for x in node.inputs):
-                reached.add(n)
-                if i in self.forward or i in self.reductions:
-                    out.append(i)
-        return out
+        reached = self.graph.descendants(name)
+        return [i for i, n in enumerate(self.names) if n in reached and (i in self.forward or i in self.reductions)]
 
     # -- the derivation's own formulas -------------------------------------
     def gradients(self, values: Sequence[Value], float_locals: Mapping[tuple[str, str], Any]) -> dict[str, Any]:

@@ -567,21 +567,10 @@ def _count(value: Any, func: str) -> int:
 
 
 def _numeric_functions() -> dict[str, Callable[..., Any]]:
-    from .functions import NUMPY_FUNCTIONS
+    """NumPy's version of each function a user may write, by the name they write."""
+    from .functions import OPS
 
-    table: dict[str, Callable[..., Any]] = {
-        "tanh": np.tanh,
-        "exp": np.exp,
-        "log": np.log,
-        "sqrt": np.sqrt,
-        "abs": np.abs,
-        "max": np.maximum,
-        "min": np.minimum,
-        "sin": np.sin,
-        "cos": np.cos,
-    }
-    table.update({k: v for k, v in NUMPY_FUNCTIONS.items() if k in USER_FUNCTIONS})
-    return table
+    return {op.user: op.numpy for op in OPS.values() if op.user is not None}
 
 
 _NUMERIC = _numeric_functions()

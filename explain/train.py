@@ -192,10 +192,10 @@ class Training:
             "divergence": self.divergence.to_dict() if self.divergence else None,
         })
 
-    def _repr_markdown_(self) -> str:
-        from .commands.train import render_markdown
+    def _repr_markdown_(self) -> str | None:
+        from .render.notebook import display  # the render layer's one door, late (see there)
 
-        return render_markdown([self])
+        return display(self, "markdown")
 
 
 # -- the public calls ---------------------------------------------------------

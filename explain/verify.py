@@ -29,7 +29,7 @@ import sympy as sp
 
 from .derivation import Derivation
 from .errors import ExplainError
-from .functions import stable_form
+from .functions import OPS, stable_form
 from .graph import Graph
 from .highprecision import HighPrecision, Unsupported, is_finite_real
 from .i18n import message
@@ -224,10 +224,10 @@ class Verification:
             "finite_differences": [f.to_dict() for f in self.finite_differences],
         }
 
-    def _repr_markdown_(self) -> str:
-        from .commands.verify import render_markdown
+    def _repr_markdown_(self) -> str | None:
+        from .render.notebook import display  # the render layer's one door, late (see there)
 
-        return render_markdown(self)
+        return display(self, "markdown")
 
 
 def verify(
@@ -506,7 +506,7 @@ class _Interpreter:
 
 
 #: Functions with a kink or a tie, whose branch the rounding runs keep fixed.
-PINNED = ("relu", "leaky_relu", "Abs", "Max", "Min")
+PINNED = tuple(op.name for op in OPS.values() if op.kink)
 
 
 @dataclass

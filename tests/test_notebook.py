@@ -34,3 +34,19 @@ def test_derivation_displays_its_graph_as_svg():
     svg = d._repr_svg_()
     assert svg is not None and svg.lstrip().startswith("<")
     assert "mul1" in svg and "add1" in svg
+
+
+def test_reports_display_through_the_render_layer():
+    # Each domain object's _repr_markdown_ goes through explain.render.notebook (see tests/test_layers.py).
+    pytest.importorskip("torch")
+    from explain.check import check
+    from explain.train import train
+    from explain.verify import verify
+
+    problem = explain.load(EXAMPLES / "seed003_network.toml")
+    v = verify(explain.derive(problem))
+    assert v._repr_markdown_().startswith("**") and "| w1 |" in v._repr_markdown_()
+    t = train(problem)
+    assert "|" in t._repr_markdown_()
+    r = check(EXAMPLES / "seed003_network.toml", {"dE/dw5": 0.0346})  # ∂E/∂w5 ≈ 0.03459, hand-derived in test_core
+    assert "`dE/dw5`" in r._repr_markdown_() and "1/1" in r._repr_markdown_()

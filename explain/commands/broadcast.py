@@ -13,8 +13,9 @@ from typing import Any
 
 from ..errors import ExplainError
 from ..i18n import Messages
+from ..render.tables import markdown_table, rich_table, text_table
 from . import emit, use_color
-from .verify import check_format, markdown_table, rich_table, text_table
+from .verify import check_format
 
 EXAMPLE_LIMIT = 36
 

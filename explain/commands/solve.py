@@ -77,8 +77,8 @@ def render_solution(solution: Any, args: argparse.Namespace) -> str:
 
         return md(solution, precision=args.precision, lang=args.lang)
     from ..i18n import Messages
-    from . import train as train_command
-    from . import verify as verify_command
+    from ..render import training as train_command
+    from ..render import verification as verify_command
 
     m = Messages(args.lang)
     text = render_derivation(solution.derivation, args, color=use_color() and not args.output)

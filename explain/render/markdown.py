@@ -77,8 +77,8 @@ def render_derivation(d: Derivation, precision: int = 6, lang: str = "en", title
 
 def render_solution(solution: Any, precision: int = 6, lang: str = "en") -> str:
     """A solution: the derivation, then verification and training summaries."""
-    from ..commands import train as train_command
-    from ..commands import verify as verify_command
+    from . import training as train_command
+    from . import verification as verify_command
     from ..i18n import Messages
 
     m = Messages(lang)

@@ -28,8 +28,10 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
+from ..functions import display_names
 from ..written import WrittenAdd
 
+_TEXT_FUNCTIONS = display_names("text")  # also the graph's labels (explain.render.dot prints with TextMath)
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _HALVES = (sp.S.Half, -sp.S.Half)
 
@@ -320,7 +322,7 @@ class _InfixMath(MathStyle):
         return f"{self._fname('Heaviside')}({self._print(expr.args[0])})"  # not the H(0) argument
 
     def _fname(self, name: str) -> str:
-        return {"Abs": "abs", "Max": "max", "Min": "min"}.get(name, name)
+        return _TEXT_FUNCTIONS.get(name, name)
 
     def _frac(self, num: str, den: str, n_den: int) -> str:
         return f"{num}/{den}" if n_den == 1 else f"{num}/({den})"
@@ -361,9 +363,7 @@ class LatexMath(MathStyle, LatexPrinter):
     _sigma, _mean = r"\sum_{i} ", r"\frac{1}{n} "
     _aligned = ("\\begin{aligned}\n", " \\\\\n", "\n\\end{aligned}")
     _scientific, _nan, _inf = r"{m} \cdot 10^{{{e}}}", r"\mathrm{NaN}", r"\infty"
-    _FUNCTIONS = {"sigmoid": r"\sigma", "relu": r"\operatorname{ReLU}", "step": r"\operatorname{step}",
-                  "leaky_relu": r"\operatorname{leaky\_ReLU}", "leaky_step": r"\operatorname{leaky\_step}",
-                  "softplus": r"\operatorname{softplus}"}
+    _FUNCTIONS = display_names("latex")  # explain's own functions; SymPy's print as SymPy prints them
 
     def _paren(self, s: str) -> str:
         return rf"\left({s}\right)"
@@ -388,8 +388,7 @@ class LatexMath(MathStyle, LatexPrinter):
 _TYPST_GREEK = {g: g for g in greek_letters_set} | {g.capitalize(): g.capitalize() for g in greek_letters_set}
 _TYPST_GREEK |= {"lamda": "lambda", "Lamda": "Lambda"}
 _TYPST_OPS = {"sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "ln", "max", "min", "sqrt", "abs"}
-_TYPST_FUNCTIONS = {"sigmoid": "sigma", "relu": "ReLU", "leaky_relu": "leaky_ReLU", "log": "ln",
-                    "Abs": "abs", "Max": "max", "Min": "min", "sign": "sgn", "Heaviside": "H"}
+_TYPST_FUNCTIONS = display_names("typst")
 
 
 def typst_string(text: str) -> str:

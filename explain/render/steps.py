@@ -243,10 +243,7 @@ def shown_nodes(derivation: Derivation) -> list[str]:
     need them to find the parameters' gradients, so they are left out.
     """
     g = derivation.graph
-    from_parameters: set[str] = set(g.parameters)
-    for node in g.nodes.values():
-        if any(i in from_parameters for i in node.inputs):
-            from_parameters.add(node.name)
+    from_parameters = {*g.parameters, *g.descendants(*g.parameters)}
     return [n for n in g.backward_order if n in from_parameters]
 
 
