@@ -53,7 +53,8 @@ PDF_PATHS_SHOWN = 2
 #: the same form teach nothing more and cost a minute to typeset.  Every gradient is
 #: still in the table of gradients; the text output lists every step.
 PDF_LOCALS = 48
-PDF_CHAIN_PARAMETERS = 40
+PDF_STAGES = 24
+PDF_CHAIN_PARAMETERS = 24
 
 
 # -- the blocks of a document ---------------------------------------------------------
@@ -270,8 +271,10 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     add(Table([[Text(m("stage"))], [Text(m("formula"))], [Text(m("value"))]],
               [[[Math(s.name(f.name))], [Math(s.expr(f.expr))], [Math(w.value(f.value))]] for f in d.forward],
               "llr"))
-    forward = [_eq(w.forward(f)) for f in d.forward]
+    forward = [_eq(w.forward(f)) for f in _spread(list(d.forward), PDF_STAGES)]
     add(Equations(forward, columns=2 if len(forward) >= 4 else 1))
+    if len(d.forward) > PDF_STAGES:
+        add(Paragraph([Text(m("pdf_more_stages", more=len(d.forward) - PDF_STAGES))], "note"))
     loss = _msg(m, "loss_is", name=Math(s.name(g.loss)), value=Math(s.number(d.loss_value)))
     add(Paragraph(loss, "result"))
 
@@ -286,8 +289,10 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     # 4. backward pass
     add(Heading(1, [Text(m("backward_pass"))]))
     add(Paragraph([Text(m("backward_intro"))], "note"))
-    add(Equations([_eq(w.adjoint(d.adjoints[name])) for name in shown_nodes(d)
-                   if g.nodes[name].kind != "parameter"]))
+    backward = [name for name in shown_nodes(d) if g.nodes[name].kind != "parameter"]
+    add(Equations([_eq(w.adjoint(d.adjoints[name])) for name in _spread(backward, PDF_STAGES)]))
+    if len(backward) > PDF_STAGES:
+        add(Paragraph([Text(m("pdf_more_deltas", more=len(backward) - PDF_STAGES))], "note"))
 
     # 5. the chain rule, parameter by parameter
     add(Heading(1, [Text(m("chain_rule"))]))

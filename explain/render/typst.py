@@ -20,7 +20,7 @@ from ..i18n import Messages
 from .fonts import CjkFont, find_cjk_font
 from .mathprint import TypstMath, typst_string
 from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
-                  Text, axis, outline)
+                  Text, axis, outline, split_terms)
 
 #: Latin text and math: the fonts Typst brings with it, so English needs no system font.
 LATIN_FONT = "New Computer Modern"
@@ -155,12 +155,9 @@ def _cell(parts: Sequence[Inline]) -> str:
     for p in parts:
         if isinstance(p, Math):
             src = p.src.strip()
-            if len(src) > LONG_CELL:  # a long formula may break between its terms
-                out.append(_math(src))
-            elif "," in _top_level(src):  # display(a, b) would read two arguments
-                out.append(f"#box({_math(src)})")
-            else:
-                out.append(f"#box($display({src})$)")
+            # a long formula may break between its terms, each kept whole
+            terms = split_terms(src) if len(src) > LONG_CELL else (src,)
+            out.append(" ".join(_display_box(term, i > 0) for i, term in enumerate(terms)))
         elif p.text:
             out.append(f"#strong({typst_string(p.text)})" if p.strong else f"#{typst_string(p.text)}")
     return "[" + "".join(out) + "]"
@@ -212,6 +209,16 @@ def _eq(eq: Eq) -> str:
     if len(eq.rows) == 1:
         rows += ","
     return f"ex-eq({_math(eq.lhs)}, ({rows}))"
+
+
+def _display_box(src: str, after: bool = False) -> str:
+    """Math in display style (full-size fractions), on one line.  ``after``: a term that
+    continues a sum (``+ b``), given an empty left operand so that its sign keeps the
+    spacing of a binary operator."""
+    if "," in _top_level(src):  # display(a, b) would read two arguments
+        return f"#box({_math(src)})"
+    lead = '"" ' if after else ""
+    return f"#box($display({lead}{src})$)"
 
 
 def _top_level(src: str) -> str:
@@ -271,7 +278,16 @@ def _table(table: Table) -> str:
     header = "(" + ", ".join(_cell(c) for c in table.header) + trail + ")"
     rows = ",\n  ".join("(" + ", ".join(_cell(c) for c in row) + trail + ")" for row in table.rows)
     rows = "(" + rows + ("," if len(table.rows) == 1 else "") + ")" if table.rows else "()"
-    return f"#ex-table(aligns: {align}, header: {header}, keep: 1,\n  rows: {rows})\n"
+    # the rows holding each column's longest cell: what the template measures
+    probe = sorted({max(range(len(table.rows)), key=lambda i: _length(table.rows[i][j])) for j in range(n)}) \
+        if table.rows else []
+    probe_list = "(" + ", ".join(map(str, probe)) + ("," if len(probe) == 1 else "") + ")"
+    return f"#ex-table(aligns: {align}, header: {header}, keep: 1, probe: {probe_list},\n  rows: {rows})\n"
+
+
+def _length(cell: Cell) -> int:
+    """About how wide a cell prints: the length of its source, without markup of names."""
+    return sum(len(p.src.replace('"', "")) if isinstance(p, Math) else len(p.text) for p in cell)
 
 
 def _plot(plot: Plot, style: TypstMath) -> str:
