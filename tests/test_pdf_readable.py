@@ -137,3 +137,26 @@ def test_split_factors_cuts_only_top_level_products() -> None:
     assert split_factors("a dot (b dot c) dot d") == ["a", "dot (b dot c)", "dot d"]
     assert split_factors('"x dot y" dot z') == ['"x dot y"', "dot z"]
     assert split_factors("+ w_1") == ["+ w_1"]
+
+
+# -- LaTeX: the same rules, by construction (no TeX needed to check) ------------------
+def test_latex_tables_continue_on_the_next_page_and_split_by_columns(network: tuple[explain.Solution, Path]) -> None:
+    from explain.render.latex import TABLE_WIDTH, latex_document
+
+    tex = latex_document(network[0])
+    assert "\\begin{tabular}" not in tex  # a tabular cannot continue on the next page
+    assert tex.count("\\begin{longtable}") == tex.count("\\endhead") > 0
+    training = tex[tex.index("\\section{Training}"):]
+    assert "w_{9}" in training and "w_{36}" in training  # no parameter left out as "…"
+    # The 38 training columns do not fit one row of TABLE_WIDTH characters: several tables,
+    # each starting with the step.
+    assert training.count("\\begin{longtable}") >= 3 and TABLE_WIDTH < 38 * 6
+    assert "\\DeclareMathSizes{10.95}{10.95}{8}{8}" in tex
+
+
+def test_latex_long_products_break_between_factors() -> None:
+    from explain.render.latex import split_factors as latex_factors
+
+    assert latex_factors(r"\frac{a}{b} \cdot \left(1 - b \cdot c\right) \cdot x_{1}") == \
+        [r"\frac{a}{b}", r"\cdot \left(1 - b \cdot c\right)", r"\cdot x_{1}"]
+    assert latex_factors(r"+ w_{1}") == [r"+ w_{1}"]
