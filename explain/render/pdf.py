@@ -54,7 +54,10 @@ PDF_PATHS_SHOWN = 2
 #: still in the table of gradients; the text output lists every step.
 PDF_LOCALS = 48
 PDF_STAGES = 24
-PDF_CHAIN_PARAMETERS = 24
+#: Up to PDF_CHAIN_PARAMETERS parameters all get their chain rule (a 3-4-4-2 network has
+#: 36); a bigger network gets PDF_CHAIN_SAMPLE of them, spread over the layers.
+PDF_CHAIN_PARAMETERS = 40
+PDF_CHAIN_SAMPLE = 16
 
 
 # -- the blocks of a document ---------------------------------------------------------
@@ -297,9 +300,11 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     # 5. the chain rule, parameter by parameter
     add(Heading(1, [Text(m("chain_rule"))]))
     add(Paragraph([Text(m("chain_intro"))], "note"))
-    if len(d.gradients) > PDF_CHAIN_PARAMETERS:
-        add(Paragraph([Text(m("pdf_more_parameters", shown=PDF_CHAIN_PARAMETERS, count=len(d.gradients)))], "note"))
-    for name in _spread(list(d.gradients), PDF_CHAIN_PARAMETERS):
+    chosen = list(d.gradients)
+    if len(chosen) > PDF_CHAIN_PARAMETERS:
+        chosen = _spread(chosen, PDF_CHAIN_SAMPLE)
+        add(Paragraph([Text(m("pdf_more_parameters", shown=len(chosen), count=len(d.gradients)))], "note"))
+    for name in chosen:
         gradient = d.gradients[name]
         add(Heading(2, [Math(s.name(name))]))
         add(Paragraph(_msg(m, "path_count", count=gradient.path_count, name=Math(s.name(name))), "note"))

@@ -215,8 +215,8 @@ def _display_box(src: str, after: bool = False) -> str:
     """Math in display style (full-size fractions), on one line.  ``after``: a term that
     continues a sum (``+ b``), given an empty left operand so that its sign keeps the
     spacing of a binary operator."""
-    if "," in _top_level(src):  # display(a, b) would read two arguments
-        return f"#box({_math(src)})"
+    if "," in _top_level(src) or "/" not in src:  # display(a, b) would read two arguments
+        return f"#box({_math(src)})"  # and without a fraction, display style changes nothing
     lead = '"" ' if after else ""
     return f"#box($display({lead}{src})$)"
 
