@@ -19,6 +19,7 @@ from explain.render.latex import latex_document, latex_text
 from explain.render.mathprint import TypstMath
 from explain.render.pdf import axis, solution_pdf, split_terms, write_pdf
 from explain.render.typst import typst_document
+from .test_pdf_readable import poppler_complaints, smallest_text
 
 typst = pytest.importorskip("typst")
 
@@ -64,6 +65,10 @@ def test_every_example_writes_a_pdf_with_its_gradients(path: Path, tmp_path: Pat
     for name, gradient in solution.derivation.gradients.items():
         shown = style.number(abs(gradient.value)).split(" dot ")[0]  # the mantissa of 1.2 dot 10^(5)
         assert shown in text, f"{path.name}: the gradient of {name} ({shown}) is not in the PDF"
+    # Readable at any size: no text under 8 pt (pdftotext -bbox), and nothing poppler objects to.
+    size, word = smallest_text(out)
+    assert size >= 8 - 0.01, f"{path.name}: {word!r} is set at {size:.2f} pt"
+    assert poppler_complaints(out) == ""
 
 
 # -- the seed 003 network in detail -------------------------------------------------

@@ -74,12 +74,16 @@ def render(doc: Document) -> str:
         f"% {_comment(doc.meta)}",
     ]
     if not zh:
-        out += [r"\usepackage[T1]{fontenc}", r"\usepackage{lmodern}"]
+        # lmodern scales to any size: sub- and superscripts of the 11 pt text and of the
+        # 10 pt (\small) tables at 8 pt, not 8 and 7 — no text under 8 pt, as in the PDF.
+        out += [r"\usepackage[T1]{fontenc}", r"\usepackage{lmodern}",
+                r"\DeclareMathSizes{10.95}{10.95}{8}{8}", r"\DeclareMathSizes{10}{10}{8}{8}"]
     out += [
         r"\usepackage[margin=2.1cm]{geometry}",
         r"\usepackage{amsmath,amssymb}",
         r"\usepackage{booktabs}",
         r"\usepackage{tabularx}",
+        r"\usepackage{longtable}",
         r"\usepackage{multicol}",
         r"\usepackage{xcolor}",
         r"\usepackage{pgfplots}",
@@ -208,7 +212,10 @@ def _align(eq: Eq, width: float, breakable: bool = True) -> str:
     for r, row in enumerate(eq.rows):
         chunk: list[str] = []
         first = True
-        for term in row:
+        # a term too wide for a line alone is broken between its factors (``\cdot``)
+        pieces = [f for term in row for f in
+                  (split_factors(term) if lhs_width + _width(term) > width else [term])]
+        for term in pieces:
             if chunk and lhs_width + _width(" ".join(chunk + [term])) > width:
                 lines.append(_line(eq.lhs if not lines else "", chunk, first))
                 first = False
@@ -221,21 +228,80 @@ def _align(eq: Eq, width: float, breakable: bool = True) -> str:
     return "\\[\n\\begin{aligned}\n" + body + "\n\\end{aligned}\n\\]"
 
 
+def split_factors(term: str) -> list[str]:
+    """Cut printed LaTeX at its top-level products: ``a \\cdot \\left(b\\right) \\cdot c`` →
+    ``a``, ``\\cdot \\left(b\\right)``, ``\\cdot c`` (braces and ``\\left … \\right`` kept whole)."""
+    pieces: list[str] = []
+    depth, start, i = 0, 0, 0
+    while i < len(term):
+        if term.startswith("\\left", i) and not term[i + 5:i + 6].isalpha():
+            depth += 1
+            i += 5
+            continue
+        if term.startswith("\\right", i) and not term[i + 6:i + 7].isalpha():
+            depth -= 1
+            i += 6
+            continue
+        c = term[i]
+        if c == "\\" and term.startswith("\\cdot", i) and depth == 0 and i > 0 and not term[i + 5:i + 6].isalpha():
+            pieces.append(term[start:i].rstrip())
+            start = i
+            i += 5
+            continue
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        i += 1
+    pieces.append(term[start:])
+    return [piece for piece in pieces if piece.strip()]
+
+
 def _line(lhs: str, terms: list[str], first: bool) -> str:
     body = _fix(" ".join(terms))
     return f"{lhs} &= {body}" if first else f"{lhs} &\\quad {{}} {body}"
 
 
+#: A table row holds about this many characters of \small text (A4, 2.1 cm margins).
+TABLE_WIDTH = 95
+
+
 def _table(table: Table) -> str:
+    """A ``longtable``: it continues on the next page with its header repeated.  A table
+    wider than the page is printed as several, each with the first column (the row
+    names) and the columns that fit, instead of being scaled or cut."""
     def cell(c: Cell) -> str:
         return _inline(c)
 
-    size = r"\footnotesize" if table.size == "small" else r"\small"
-    lines = [r"\begin{center}", size, r"\begin{tabular}{" + table.align + "}", r"\toprule",
-             " & ".join(r"\textbf{" + cell(c) + "}" for c in table.header) + r" \\", r"\midrule"]
-    lines += [" & ".join(cell(c) for c in row) + r" \\" for row in table.rows]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{center}", ""]
-    return "\n".join(lines)
+    def wide(c: Cell) -> float:
+        return sum(_width(p.src) if isinstance(p, Math) else len(p.text) for p in c) + 2
+
+    n = len(table.header)
+    widths = [max([wide(table.header[j])] + [wide(r[j]) for r in table.rows]) for j in range(n)]
+    groups: list[list[int]] = []
+    group: list[int] = []
+    used = widths[0] if n else 0
+    for j in range(1, n):
+        if group and used + widths[j] > TABLE_WIDTH:
+            groups.append(group)
+            group, used = [], widths[0]
+        group.append(j)
+        used += widths[j]
+    groups.append(group)
+    out = []
+    for group in groups:
+        cols = [0, *group] if n else []
+        header = " & ".join(r"\textbf{" + cell(table.header[j]) + "}" for j in cols) + r" \\"
+        lines = [r"{\small", r"\begin{longtable}{" + "".join(table.align[j] for j in cols) + "}", r"\toprule",
+                 header, r"\midrule", r"\endfirsthead", r"\toprule", header, r"\midrule", r"\endhead",
+                 r"\bottomrule", r"\endlastfoot"]
+        lines += [" & ".join(cell(row[j]) for j in cols) + r" \\" for row in table.rows]
+        lines += [r"\end{longtable}", "}", ""]
+        out.append("\n".join(lines))
+    return "\n".join(out)
 
 
 def _plot(plot: Plot) -> str:

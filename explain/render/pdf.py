@@ -38,13 +38,26 @@ from .steps import StepWriter, shown_edges, shown_nodes
 
 #: Training histories longer than this show their first and last steps only.
 HISTORY_ROWS = 12
-#: Parameters shown as columns of the training table (the rest are left out).
-HISTORY_COLUMNS = 8
+#: Parameters shown as columns of the training table (the rest are left out, and a note
+#: says so); the printers split a wide table into tables of the columns that fit.
+HISTORY_COLUMNS = 40
 #: Rows of a data preview.
 DATA_ROWS = 5
-#: A parameter with more paths to the loss gets the delta form only: a sum of dozens of
-#: products fills pages without teaching more than the delta form does.
-PDF_PATHS = 8
+#: A parameter with more paths to the loss than this gets its first PDF_PATHS_SHOWN paths
+#: written out and the rest summarized ("… 6 more paths, see the delta form"): a sum of
+#: dozens of products fills pages without teaching more than the delta form does.
+PDF_PATHS = 4
+PDF_PATHS_SHOWN = 2
+#: A big network's PDF writes out this many local derivatives and chain rules, spread
+#: evenly over the layers, and says how many more there are: hundreds of equations of
+#: the same form teach nothing more and cost a minute to typeset.  Every gradient is
+#: still in the table of gradients; the text output lists every step.
+PDF_LOCALS = 48
+PDF_STAGES = 24
+#: Up to PDF_CHAIN_PARAMETERS parameters all get their chain rule (a 3-4-4-2 network has
+#: 36); a bigger network gets PDF_CHAIN_SAMPLE of them, spread over the layers.
+PDF_CHAIN_PARAMETERS = 40
+PDF_CHAIN_SAMPLE = 16
 
 
 # -- the blocks of a document ---------------------------------------------------------
@@ -175,6 +188,8 @@ def split_terms(s: str) -> tuple[str, ...]:
 
 
 def _eq(equation: Any) -> Eq:
+    if equation is None or isinstance(equation, Eq):
+        return equation
     return Eq(equation.lhs, tuple(split_terms(r) for r in equation.rhs))
 
 
@@ -259,38 +274,55 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     add(Table([[Text(m("stage"))], [Text(m("formula"))], [Text(m("value"))]],
               [[[Math(s.name(f.name))], [Math(s.expr(f.expr))], [Math(w.value(f.value))]] for f in d.forward],
               "llr"))
-    forward = [_eq(w.forward(f)) for f in d.forward]
+    forward = [_eq(w.forward(f)) for f in _spread(list(d.forward), PDF_STAGES)]
     add(Equations(forward, columns=2 if len(forward) >= 4 else 1))
+    if len(d.forward) > PDF_STAGES:
+        add(Paragraph([Text(m("pdf_more_stages", more=len(d.forward) - PDF_STAGES))], "note"))
     loss = _msg(m, "loss_is", name=Math(s.name(g.loss)), value=Math(s.number(d.loss_value)))
     add(Paragraph(loss, "result"))
 
     # 3. local partial derivatives
     add(Heading(1, [Text(m("local_partials"))]))
     add(Paragraph([Text(m("local_intro"))], "note"))
-    add(Equations([_eq(w.local(step)) for step in shown_edges(d)], columns=2))
+    edges = shown_edges(d)
+    add(Equations([_eq(w.local(step)) for step in _spread(edges, PDF_LOCALS)], columns=2))
+    if len(edges) > PDF_LOCALS:
+        add(Paragraph([Text(m("pdf_more_locals", more=len(edges) - PDF_LOCALS))], "note"))
 
     # 4. backward pass
     add(Heading(1, [Text(m("backward_pass"))]))
     add(Paragraph([Text(m("backward_intro"))], "note"))
-    add(Equations([_eq(w.adjoint(d.adjoints[name])) for name in shown_nodes(d)
-                   if g.nodes[name].kind != "parameter"]))
+    backward = [name for name in shown_nodes(d) if g.nodes[name].kind != "parameter"]
+    add(Equations([_eq(w.adjoint(d.adjoints[name])) for name in _spread(backward, PDF_STAGES)]))
+    if len(backward) > PDF_STAGES:
+        add(Paragraph([Text(m("pdf_more_deltas", more=len(backward) - PDF_STAGES))], "note"))
 
     # 5. the chain rule, parameter by parameter
     add(Heading(1, [Text(m("chain_rule"))]))
     add(Paragraph([Text(m("chain_intro"))], "note"))
-    for name, gradient in d.gradients.items():
+    chosen = list(d.gradients)
+    if len(chosen) > PDF_CHAIN_PARAMETERS:
+        chosen = _spread(chosen, PDF_CHAIN_SAMPLE)
+        add(Paragraph([Text(m("pdf_more_parameters", shown=len(chosen), count=len(d.gradients)))], "note"))
+    for name in chosen:
+        gradient = d.gradients[name]
         add(Heading(2, [Math(s.name(name))]))
         add(Paragraph(_msg(m, "path_count", count=gradient.path_count, name=Math(s.name(name))), "note"))
         if gradient.path_count == 0:
             add(Paragraph(_msg(m, "no_paths", name=Math(s.name(name)))))
             continue
-        chain = w.chain(gradient) if gradient.path_count <= PDF_PATHS else None
         delta = [Paragraph([Text(m("delta_form"))], "label"), Equations([_eq(w.delta(gradient))])]
+        if gradient.path_count <= PDF_PATHS:
+            chain = w.chain(gradient)
+            summary: list[Block] = []
+        else:
+            chain = _first_paths(w, gradient, s)
+            summary = [Paragraph([Text(m("paths_summarized", more=gradient.path_count - PDF_PATHS_SHOWN))], "note")]
         if chain is None:
             add(Paragraph(_msg(m, "too_many_paths", count=gradient.path_count, name=Math(s.name(name))), "note"))
             doc.blocks += delta
             continue
-        doc.blocks += [Paragraph([Text(m("path_form"))], "label"), Equations([_eq(chain)]), *delta]
+        doc.blocks += [Paragraph([Text(m("path_form"))], "label"), Equations([_eq(chain)]), *summary, *delta]
 
     # 6. the gradients
     add(Heading(1, [Text(m("gradients"))]))
@@ -312,6 +344,30 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
     if solution.training is not None:
         _training(doc, solution.training, s, m, "plot" in figures)
     return doc
+
+
+def _spread(items: list[Any], most: int) -> list[Any]:
+    """At most ``most`` of ``items``, evenly spaced, in order, first and last included."""
+    if len(items) <= most:
+        return items
+    keep = np.unique(np.linspace(0, len(items) - 1, most).round().astype(int))
+    return [items[i] for i in keep]
+
+
+def _first_paths(w: StepWriter, gradient: Any, s: MathStyle) -> Eq | None:
+    """The path form of the first :data:`PDF_PATHS_SHOWN` paths, each line ending in
+    ``+ …`` for the others; the last line is the exact value of the whole sum."""
+    from dataclasses import replace
+
+    if len(gradient.paths) < PDF_PATHS_SHOWN:
+        return None
+    first = replace(gradient, paths=gradient.paths[:PDF_PATHS_SHOWN], path_count=PDF_PATHS_SHOWN)
+    chain = w.chain(first)
+    if chain is None:
+        return None
+    eq = _eq(chain)
+    more = f"+ {_dots(s)}"
+    return Eq(eq.lhs, tuple(row + (more,) for row in eq.rows[:-1]) + eq.rows[-1:])
 
 
 def _bare(style: MathStyle, name: str) -> str:
@@ -394,21 +450,18 @@ def _training(doc: Document, training: Any, s: MathStyle, m: Messages, plot: boo
         else:
             head, tail = history, []
         header = [[Text(m("pdf_step"))], [Text(m("pdf_loss"))], *[[Math(s.name(p))] for p in shown_names]]
-        if len(names) > len(shown_names):
-            header.append([Math(_dots(s))])
 
         def row(h: dict[str, Any]) -> list[Cell]:
-            cells: list[Cell] = [[Text(str(h["step"]))], [Math(_num(s, h["loss"]))],
-                                 *[[Math(_num(s, h["parameters"][p]))] for p in shown_names]]
-            if len(names) > len(shown_names):
-                cells.append([Text("")])
-            return cells
+            return [[Text(str(h["step"]))], [Math(_num(s, h["loss"]))],
+                    *[[Math(_num(s, h["parameters"][p]))] for p in shown_names]]
 
         rows = [row(h) for h in head]
         if tail:
             rows.append([[Math(_vdots(s))] for _ in header])
             rows += [row(h) for h in tail]
-        add(Table(header, rows, "r" * len(header), size="small" if len(header) > 6 else "normal"))
+        add(Table(header, rows, "r" * len(header)))
+        if len(names) > len(shown_names):
+            add(Paragraph([Text(m("pdf_history_capped", shown=len(shown_names), count=len(names)))], "note"))
         if t.get("divergence"):
             add(Paragraph([Text(m("pdf_diverged", step=t["divergence"]["step"]))], "result"))
         prediction = t.get("prediction")
@@ -493,9 +546,10 @@ def _vdots(s: MathStyle) -> str:
 
 
 # -- the PDF --------------------------------------------------------------------------
-def _draw_graph(solution: Any, folder: Path, precision: int, lang: str) -> Path | None:
-    """The computation graph as a PDF drawn by Graphviz (exact fonts, vector), or None
-    when it cannot be drawn here: the worked solution is still worth having."""
+def _draw_graph(solution: Any, folder: Path, precision: int, lang: str) -> tuple[Path, float] | None:
+    """The computation graph as a PDF drawn by Graphviz (exact fonts, vector), and the
+    smallest type size in it (pt); None when it cannot be drawn here: the worked
+    solution is still worth having."""
     try:
         from .dot import graph_dot, run_dot
     except ImportError:
@@ -519,7 +573,15 @@ def _draw_graph(solution: Any, folder: Path, precision: int, lang: str) -> Path 
         return None
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return path
+    return path, graph_font_size(source)
+
+
+def graph_font_size(dot_source: str) -> float:
+    """The smallest type size a DOT source asks for (``fontsize=…``, ``POINT-SIZE="…"``);
+    Graphviz's default, 14, when it names none."""
+    sizes = [float(x) for x in re.findall(r'(?:fontsize\s*=\s*"?|POINT-SIZE\s*=\s*")([0-9.]+)', dot_source,
+                                          flags=re.IGNORECASE)]
+    return min(sizes, default=14.0)
 
 
 def solution_pdf(solution: Any, lang: str = "en", precision: int = 4) -> bytes:
@@ -539,8 +601,8 @@ def solution_pdf(solution: Any, lang: str = "en", precision: int = 4) -> bytes:
     with tempfile.TemporaryDirectory(prefix="explain-pdf-") as tmp:
         folder = Path(tmp)
         graph = _draw_graph(solution, folder, precision, lang)
-        source = typst_document(solution, lang=lang, precision=precision,
-                                graph_path=graph.name if graph else None, cjk=cjk)
+        source = typst_document(solution, lang=lang, precision=precision, graph_path=graph[0].name if graph else None,
+                                cjk=cjk, graph_font=graph[1] if graph else 10.0)
         main = folder / "solution.typ"
         main.write_text(source, encoding="utf-8")
         try:
@@ -550,7 +612,21 @@ def solution_pdf(solution: Any, lang: str = "en", precision: int = 4) -> bytes:
             reason = getattr(error, "diagnostic", "") or str(error)
             raise RuntimeError(Messages(lang)("pdf_compile_failed", reason=reason)) from error
     assert isinstance(pdf, bytes)
-    return pdf
+    return _without_suspects_false(pdf)
+
+
+#: Typst marks its tagged PDF ``/MarkInfo<</Marked true/Suspects false>>``, which is
+#: correct, but poppler (pdfinfo, pdftotext, evince …) reports "Syntax Error: Suspects
+#: object is wrong type (boolean)" for ``false``: its check only accepts ``true``.
+#: ``false`` is the default, so the entry is blanked out with spaces of the same length,
+#: which keeps every byte offset of the cross-reference table valid.
+_MARK_INFO = b"/MarkInfo<</Marked true/Suspects false>>"
+
+
+def _without_suspects_false(pdf: bytes) -> bytes:
+    if pdf.count(_MARK_INFO) != 1:  # another Typst writes it otherwise: leave the file alone
+        return pdf
+    return pdf.replace(_MARK_INFO, b"/MarkInfo<</Marked true" + b" " * len(b"/Suspects false") + b">>")
 
 
 def write_pdf(solution: Any, path: str | Path, lang: str = "en", precision: int = 4) -> None:

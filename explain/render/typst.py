@@ -16,15 +16,25 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from ..i18n import Messages
 from .fonts import CjkFont, find_cjk_font
 from .mathprint import TypstMath, typst_string
 from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
-                  Text, axis, outline)
+                  Text, axis, outline, split_terms)
 
 #: Latin text and math: the fonts Typst brings with it, so English needs no system font.
 LATIN_FONT = "New Computer Modern"
 #: Asked for in Chinese source when no CJK font is found here (the PDF then refuses).
 DEFAULT_CJK = CjkFont((), "Noto Serif CJK SC", "Noto Sans CJK SC")
+
+#: The smallest type size anywhere in the PDF (pt); the template's sizes are chosen for it.
+MIN_TEXT = 8.0
+#: The smallest type size Graphviz uses in our drawings when nothing else is known (pt).
+GRAPH_FONT = 10.0
+
+#: Table cells with more printed math than this may break across lines (a formula with
+#: many terms); shorter ones (numbers, names) never do.
+LONG_CELL = 60
 
 _PARAGRAPHS = {"note": "ex-note", "label": "ex-label", "result": "ex-result", "alert": "ex-alert"}
 _ALIGN = {"l": "left", "c": "center", "r": "right"}
@@ -43,6 +53,7 @@ def typst_document(
     plot_path: str | None = None,
     *,
     cjk: CjkFont | None = None,
+    graph_font: float = 10.0,
 ) -> str:
     """The worked solution as a complete Typst document.
 
@@ -56,11 +67,15 @@ def typst_document(
     style = TypstMath(precision=precision, sample_symbols=sample_symbols)
     figures = {k: v for k, v in (("graph", graph_path), ("plot", plot_path)) if v}
     doc = outline(solution, style, lang, figures=tuple(figures))
-    return render(doc, figures, style, cjk=cjk)
+    return render(doc, figures, style, cjk=cjk, graph_font=graph_font)
 
 
-def render(doc: Document, figures: dict[str, str], style: TypstMath, cjk: CjkFont | None = None) -> str:
-    """Print a :class:`~explain.render.pdf.Document` as Typst source (``style`` prints plot ticks)."""
+def render(doc: Document, figures: dict[str, str], style: TypstMath, cjk: CjkFont | None = None,
+           graph_font: float = GRAPH_FONT) -> str:
+    """Print a :class:`~explain.render.pdf.Document` as Typst source (``style`` prints plot ticks).
+
+    ``graph_font`` is the smallest type size (pt) in the graph's drawing: the graph is
+    shown in the text only where it keeps that text at :data:`MIN_TEXT` or more."""
     if doc.lang == "zh":
         cjk = cjk or find_cjk_font() or DEFAULT_CJK
         fonts: Sequence[str] = (LATIN_FONT, cjk.serif)
@@ -85,10 +100,21 @@ def render(doc: Document, figures: dict[str, str], style: TypstMath, cjk: CjkFon
     alerts = [b for b in doc.blocks if isinstance(b, Paragraph) and b.kind == "alert"]
     out += [_block(b, figures, style) for b in alerts]
     out += ["#ex-contents()", ""]
+    m = Messages(doc.lang)
+    graph_options = f"min-scale: {min(1.0, MIN_TEXT / graph_font):.4f}"
+    late: list[str] = []
     for block in doc.blocks:
-        if block not in alerts:
-            out.append(_block(block, figures, style))
-    return "\n".join(out) + "\n"
+        if block in alerts:
+            continue
+        if isinstance(block, Figure) and block.key == "graph" and figures.get("graph"):
+            # Shown here when it fits legibly; otherwise on a page of its own at the end.
+            path = typst_string(figures["graph"])
+            out.append(f"#ex-graph({path}, {_content(block.caption)}, {graph_options}, "
+                       f"elsewhere: {_content([Text(m('pdf_graph_last_page'))])})\n")
+            late.append(f"#ex-graph-page({path}, {_content(block.caption)}, {graph_options})\n")
+            continue
+        out.append(_block(block, figures, style))
+    return "\n".join(out + late) + "\n"
 
 
 def _comment(text: str) -> str:
@@ -120,6 +146,21 @@ def _math(src: str) -> str:
 
 def _content(parts: Sequence[Inline]) -> str:
     return "[" + _inline(parts) + "]"
+
+
+def _cell(parts: Sequence[Inline]) -> str:
+    """A table cell: math in display style (a fraction keeps full-size type, not the
+    70 % of inline math), each piece kept on one line (a number never wraps)."""
+    out = []
+    for p in parts:
+        if isinstance(p, Math):
+            src = p.src.strip()
+            # a long formula may break between its terms, each kept whole
+            terms = split_terms(src) if len(src) > LONG_CELL else (src,)
+            out.append(" ".join(_display_box(term, i > 0) for i, term in enumerate(terms)))
+        elif p.text:
+            out.append(f"#strong({typst_string(p.text)})" if p.strong else f"#{typst_string(p.text)}")
+    return "[" + "".join(out) + "]"
 
 
 # -- blocks --------------------------------------------------------------------------
@@ -157,25 +198,96 @@ def _block(block: Block, figures: dict[str, str], style: TypstMath) -> str:
 
 
 def _eq(eq: Eq) -> str:
-    rows = ", ".join("(" + ", ".join(_math(t) for t in row) + ("," if len(row) == 1 else "") + ")"
+    """``ex-eq(lhs, rows)``: each row a list of terms, each term a list of its factors
+    (the template breaks a line between terms, and inside a term too wide for a line)."""
+    def term(t: str) -> str:
+        factors = split_factors(t)
+        return "(" + ", ".join(_math(f) for f in factors) + ("," if len(factors) == 1 else "") + ")"
+
+    rows = ", ".join("(" + ", ".join(term(t) for t in row) + ("," if len(row) == 1 else "") + ")"
                      for row in eq.rows)
     if len(eq.rows) == 1:
         rows += ","
     return f"ex-eq({_math(eq.lhs)}, ({rows}))"
 
 
-def _table(table: Table) -> str:
-    def cell(c: Cell) -> str:
-        return _content(c)
+def _display_box(src: str, after: bool = False) -> str:
+    """Math in display style (full-size fractions), on one line.  ``after``: a term that
+    continues a sum (``+ b``), given an empty left operand so that its sign keeps the
+    spacing of a binary operator."""
+    if "," in _top_level(src) or "/" not in src:  # display(a, b) would read two arguments
+        return f"#box({_math(src)})"  # and without a fraction, display style changes nothing
+    lead = '"" ' if after else ""
+    return f"#box($display({lead}{src})$)"
 
+
+def _top_level(src: str) -> str:
+    """The characters of printed math outside brackets and strings."""
+    out, depth, quoted, i = [], 0, False, 0
+    while i < len(src):
+        c = src[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def split_factors(term: str) -> list[str]:
+    """Cut a printed Typst term at its top-level products: ``a dot (b + c) dot d`` →
+    ``a``, ``dot (b + c)``, ``dot d``.  Brackets and quoted strings are kept whole."""
+    pieces: list[str] = []
+    depth, start, i, quoted = 0, 0, 0, False
+    while i < len(term):
+        c = term[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and term.startswith(" dot ", i) and i > 0:
+            pieces.append(term[start:i])
+            start = i + 1
+            i += 4
+            continue
+        i += 1
+    pieces.append(term[start:])
+    return [p for p in pieces if p.strip()]
+
+
+def _table(table: Table) -> str:
     n = len(table.header)
-    align = "(" + ", ".join(_ALIGN[a] for a in table.align) + ("," if n == 1 else "") + ")"
-    header = "(" + ", ".join(cell(c) for c in table.header) + ("," if n == 1 else "") + ")"
-    body = ",\n  ".join(", ".join(cell(c) for c in row) for row in table.rows)
-    size = "8.5pt" if table.size == "small" else "9.5pt"
-    columns = n if table.size == "small" else "(" + ", ".join("auto" for _ in range(n)) + ("," if n == 1 else "") + ")"
-    return (f"#ex-table(columns: {columns}, aligns: {align}, size: {size}, header: {header},\n  "
-            + body + (",\n" if body else "\n") + ")\n")
+    trail = "," if n == 1 else ""
+    align = "(" + ", ".join(_ALIGN[a] for a in table.align) + trail + ")"
+    header = "(" + ", ".join(_cell(c) for c in table.header) + trail + ")"
+    rows = ",\n  ".join("(" + ", ".join(_cell(c) for c in row) + trail + ")" for row in table.rows)
+    rows = "(" + rows + ("," if len(table.rows) == 1 else "") + ")" if table.rows else "()"
+    # the rows holding each column's longest cell: what the template measures
+    probe = sorted({max(range(len(table.rows)), key=lambda i: _length(table.rows[i][j])) for j in range(n)}) \
+        if table.rows else []
+    probe_list = "(" + ", ".join(map(str, probe)) + ("," if len(probe) == 1 else "") + ")"
+    return f"#ex-table(aligns: {align}, header: {header}, keep: 1, probe: {probe_list},\n  rows: {rows})\n"
+
+
+def _length(cell: Cell) -> int:
+    """About how wide a cell prints: the length of its source, without markup of names."""
+    return sum(len(p.src.replace('"', "")) if isinstance(p, Math) else len(p.text) for p in cell)
 
 
 def _plot(plot: Plot, style: TypstMath) -> str:
