@@ -330,10 +330,10 @@ def test_a_blank_graph_has_the_names_and_no_numbers(seed003: Derivation) -> None
     # What remains is the 2 of the loss's formula, (out_o1 - y1)²/2 + (out_o2 - y2)²/2.
     assert set(_numbers(" ".join(texts(blank)))) == {"2"}
     drawn = boxes(blank)
-    assert drawn["w1"].splitlines() == ["w1", "w1 = ______", "dE/dw1 = ______"]
-    assert "in_h1 = w1·x1 + w3·x2 = ______" in drawn["in_h1/out_h1"].splitlines()
-    assert "∂out_h1/∂in_h1 = ______" in drawn["in_h1/out_h1"].splitlines()
-    assert edges(blank)[("in_h1/out_h1", "in_o1/out_o1")].endswith("label: ∂in_o1/∂out_h1 = ______")
+    assert drawn["w1"].splitlines() == ["w1", "w1 = ________", "dE/dw1 = ________"]
+    assert "in_h1 = w1·x1 + w3·x2 = ________" in drawn["in_h1/out_h1"].splitlines()
+    assert "∂out_h1/∂in_h1 = ________" in drawn["in_h1/out_h1"].splitlines()
+    assert edges(blank)[("in_h1/out_h1", "in_o1/out_o1")].endswith("label: ∂in_o1/∂out_h1 = ________")
     assert set(boxes(filled)) == set(drawn) and set(edges(filled)) == set(edges(blank))
 
 
@@ -342,7 +342,7 @@ def test_cli_draws_a_blank_graph(tmp_path: Path) -> None:
     result = run_cli("graph", str(SEED003), "--blank", "-o", str(out))
     assert result.returncode == 0, result.stderr
     text = out.read_text(encoding="utf-8")
-    assert "dE/dw1 = ______" in text and "-0.008421" not in text
+    assert "dE/dw1 = ________" in text and "-0.008421" not in text
 
 
 # -- escaping --------------------------------------------------------------------------------

@@ -61,8 +61,9 @@ if TYPE_CHECKING:  # importing the explain.derive module would shadow explain.de
 FORMATS = ("svg", "png", "pdf", "dot")
 LEVELS = ("auto", "operation", "stage", "layer")
 
-#: Up to this many drawn edges, each edge shows ``∂dst/∂src = formula = value``.
-FULL_LABEL_EDGES = 60
+#: Up to this many drawn edges, each edge shows ``∂dst/∂src = formula = value`` (a 3-4-4-2
+#: network has 76: in small boxes on their edges, the full labels stay legible).
+FULL_LABEL_EDGES = 100
 #: Up to this many, only the value; beyond, no edge labels (dot's layout of
 #: labelled edges grows quickly: each label is a node of its own).  Networks
 #: with more edges are drawn one box per layer unless ``--level stage`` is asked.
@@ -73,7 +74,7 @@ STRAIGHT_EDGES = 2000
 #: Characters per row inside a box before a formula wraps.
 _ROW_WIDTH = 44
 #: What a blank drawing shows where a number would be: a line to write on.
-BLANK = "______"
+BLANK = "________"
 
 #: Print-friendly colours: pale fills that survive greyscale, dark borders.
 _STYLE: dict[str, dict[str, str]] = {
