@@ -362,7 +362,7 @@ def test_problem_text_cannot_escape_its_label(evil: Derivation) -> None:
     source = graph_dot(evil)
     assert EVIL_TITLE not in source and "<b>" not in source and "<<x>>" not in source
     assert "&quot;];evil[label=&quot;x" in source
-    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &#x27;q&#x27; \\N &gt; &lt;&lt;x&gt;&gt;" in source
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &#x27;q&#x27; \\\\N &gt; &lt;&lt;x&gt;&gt;" in source  # \\N doubled
     assert set(boxes(source)) == {"w", "x", "L"}  # the title added no node
 
 
@@ -374,6 +374,18 @@ def test_problem_text_is_drawn_as_text(evil: Derivation) -> None:
     assert EVIL_DESCRIPTION in texts
     titles = [t for t in texts if t in ("w", "x", "L", "evil")]
     assert "evil" not in titles and {"w", "x", "L"} <= set(titles)
+
+
+@needs_dot
+def test_quotes_backslashes_newlines_and_markup_stay_literal() -> None:
+    # Graphviz reads \\N, \\l, \\G as escapes in quoted strings, and <…> as HTML: none may act.
+    description = 'first "line" \\N \\l \\\\\nsecond <i>x</i> &amp; <TABLE> \\G'
+    d = derive(from_dict({"title": 'a\\"b', "description": description,
+                          "values": {"x": 2.0}, "parameters": {"w": 0.5}, "forward": {"L": "(w*x - 1)**2"}}))
+    svg = graph_svg(d)
+    texts = [t.strip() for t in ET.fromstring(svg).itertext() if t.strip()]
+    assert 'a\\"b' in texts
+    assert description.splitlines() == [t for t in texts if t.startswith(("first", "second"))]
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -409,6 +421,7 @@ def test_missing_graphviz_writes_dot_and_says_how_to_install(
     with pytest.raises(ExplainError, match="Graphviz"):
         graph_svg(seed003)
     assert GraphView(seed003)._repr_svg_() is None
+    assert set(GraphView(seed003)._repr_mimebundle_()) == {"text/plain"}  # Jupyter shows the text
 
 
 # -- notebooks ---------------------------------------------------------------------------------
@@ -417,8 +430,11 @@ def test_graph_view_displays_as_svg(seed003: Derivation) -> None:
     view = show(seed003, highlight="w1")
     svg = view._repr_svg_()
     assert svg is not None and svg.startswith("<svg") and "in_h1 → out_h1" in svg
-    assert view.source.startswith("digraph")
+    assert view.source.startswith("digraph") and view.digraph.source == view.source
     assert "GraphView" in repr(view)
+    bundle = view._repr_mimebundle_()
+    assert bundle["image/svg+xml"] == svg and bundle["text/plain"] == repr(view)
+    assert set(view._repr_mimebundle_(include=["text/plain"])) == {"text/plain"}
 
 
 # -- the command line --------------------------------------------------------------------------

@@ -653,9 +653,11 @@ def _esc(text: str) -> str:
     """Text for inside an HTML-like label: markup characters become entities.
 
     ``&``, ``<``, ``>``, ``"`` and ``'`` are escaped; control characters are dropped
-    (Graphviz rejects them), and a newline becomes a line break.
+    (Graphviz rejects them), and a newline becomes a line break.  A backslash is
+    doubled: Graphviz expands ``\\G``, ``\\N``, ``\\L`` (graph, node name…) in the text of
+    HTML-like labels too, even written as the entity ``&#92;``, and reads ``\\\\`` as one.
     """
-    text = _CONTROL.sub("", str(text))
+    text = _CONTROL.sub("", str(text)).replace("\\", "\\\\")
     return "<BR/>".join(html.escape(line, quote=True) for line in text.split("\n"))
 
 
