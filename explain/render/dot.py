@@ -525,10 +525,12 @@ class _Drawing:
         mode = self.label_mode()
         font = _FONT_ZH if self.lang == "zh" else _FONT
         splines = "line" if len(self.edges) > STRAIGHT_EDGES else "true"
+        # Labels in boxes of their own put a rank between two columns: half the gap each.
+        ranksep = "0.3" if mode in ("full", "numeric", "highlight") else "0.7"
         dot = graphviz.Digraph(
             "explain",
             graph_attr={"rankdir": "LR", "fontname": font, "fontsize": "12", "labelloc": "t", "labeljust": "l",
-                        "nodesep": "0.25", "ranksep": "0.7", "splines": splines, "bgcolor": "white",
+                        "nodesep": "0.25", "ranksep": ranksep, "splines": splines, "bgcolor": "white",
                         "pad": "0.2", "newrank": "true", "label": self.caption(mode)},
             node_attr={"shape": "plain", "fontname": font, "fontsize": "11"},
             edge_attr={"fontname": font, "fontsize": "10", "color": _EDGE, "fontcolor": _EDGE_TEXT,
