@@ -292,6 +292,8 @@ def test_big_networks_are_drawn_one_box_per_layer() -> None:
     assert any(t.startswith("in_h1_1 … in_h1_16 → out_h1_1 … out_h1_16\n16 neurons") for t in drawn.values())
     assert any(t.startswith("w1 … w128\n128 parameters") for t in drawn.values())
     assert "--level stage" in source  # how to get every unit
+    every = boxes(graph_dot(d, level="stage"))  # and that gives every unit, 16 + 16 + 4
+    assert sum("/" in b for b in every) == 36 and "in_h2_16/out_h2_16" in every
     labels = sorted(label_text(a) for a in edges(source).values() if "label" in a)
     assert labels.count("256 edges") == 2 and labels.count("128 edges") == 2  # 16·16 and 8·16 by hand
     if shutil.which("dot"):
