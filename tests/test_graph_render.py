@@ -290,7 +290,10 @@ def test_big_networks_are_drawn_one_box_per_layer() -> None:
     # x, W1, h1, W2, h2, W3, o, y, E
     assert len(drawn) == 9
     assert any(t.startswith("in_h1_1 … in_h1_16 → out_h1_1 … out_h1_16\n16 neurons") for t in drawn.values())
-    assert any(t.startswith("w1 … w128\n128 parameters") for t in drawn.values())
+    (w1,) = [t.splitlines() for t in drawn.values() if t.startswith("w1 … w128")]
+    weights = [float(v) for v in np.ravel(network([8, 16, 16, 4])["network"]["layers"][0]["weights"])]
+    # the range of the first layer's weights, from the problem itself (4 significant digits)
+    assert w1[:3] == ["w1 … w128", "128 parameters", f"w1 … w128 ∈ [{min(weights):.4g}, {max(weights):.4g}]"]
     assert "--level stage" in source  # how to get every unit
     every = boxes(graph_dot(d, level="stage"))  # and that gives every unit, 16 + 16 + 4
     assert sum("/" in b for b in every) == 36 and "in_h2_16/out_h2_16" in every

@@ -388,10 +388,10 @@ class _Drawing:
         return f"{partial} = {value}" if formula == value else f"{partial} = {formula} = {value}"
 
     def _range(self, values: Iterable[Any]) -> str:
-        """``a … b`` over scalars and per-sample arrays alike (a layer's values)."""
+        """``∈ [a, b]`` (or ``= a``) over scalars and per-sample arrays alike (a layer's values)."""
         flat = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in values])
         low, high = float(np.min(flat)), float(np.max(flat))
-        return self.number(low) if low == high else f"{self.number(low)} … {self.number(high)}"
+        return f"= {self.number(low)}" if low == high else f"∈ [{self.number(low)}, {self.number(high)}]"
 
     def layer_rows(self, box: _Box) -> list[tuple[str, bool]]:
         """A layer box: how many, the first member's formulas, the range of values and gradients."""
@@ -402,11 +402,14 @@ class _Drawing:
             if node.expr is not None:
                 line = f"{self.name(n)} = {self.math.expr(node.expr)}"
                 rows.extend((part, False) for part in _wrap(line, _ROW_WIDTH, 2))
-        if not self.blank:
-            rows.append((self.m("graph_layer_values", values=self._range(self.d.value(n) for n in box.names)), False))
-            grads = [g for g in (self._grad(n) for n in box.names if n != self.g.loss) if g is not None]
-            if grads:
-                rows.append((self.m("graph_layer_gradients", values=self._range(grads)), True))
+        if not self.blank:  # a neuron's activations, and the deltas at its pre-activation
+            last = box.members[-1]
+            values = self._range(self.d.value(names[-1]) for names in box.members)
+            rows.append((f"{self.name(first[-1])} … {self.name(last[-1])} {values}", False))
+            grads = [g for g in (self._grad(names[0]) for names in box.members) if g is not None]
+            if grads and self.g.loss not in box.names:
+                total = f"{self.math.total(self.g.loss, first[0])} … {self.math.total(self.g.loss, last[0])}"
+                rows.append((f"{total} {self._range(grads)}", True))
         return rows
 
     # -- labels ----------------------------------------------------------------------
