@@ -38,6 +38,7 @@ from __future__ import annotations
 import difflib
 import html
 import re
+import shutil
 import textwrap
 import warnings
 from collections.abc import Iterable
@@ -693,6 +694,8 @@ def run_dot(source: str, fmt: str, lang: str = "en") -> bytes:
     Raises :class:`FileNotFoundError` when ``dot`` is not installed, and
     :class:`~explain.errors.ExplainError` when it fails.
     """
+    if shutil.which("dot") is None:  # said before any work (the package would find out too)
+        raise FileNotFoundError("dot")
     try:
         data: bytes = graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
     except graphviz.ExecutableNotFound:
