@@ -1,4 +1,4 @@
-"""``explain graph PROBLEM.toml -o OUT.svg|png|pdf|dot [--highlight w1] [--level …]``.
+"""``explain graph PROBLEM.toml -o OUT.svg|png|pdf|dot [--highlight w1] [--level …] [--blank]``.
 
 Exit codes: 0 when the drawing was written — also when Graphviz is missing and
 the DOT source was written instead (a warning on standard error says where and
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     check_graph_path(output, "--output", args.lang)  # fail before the work, not after
     derivation = derive(load(args.problem))
     return draw(derivation, output, highlight=args.highlight, level=args.level,
-                precision=args.precision, lang=args.lang)
+                precision=args.precision, lang=args.lang, blank=args.blank)
 
 
 def check_graph_path(output: str | Path, option: str, lang: str = "en") -> None:
@@ -52,7 +52,7 @@ def check_graph_path(output: str | Path, option: str, lang: str = "en") -> None:
 
 def draw(
     derivation: Derivation, output: str | Path, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en",
+    precision: int = 4, lang: str = "en", blank: bool = False,
 ) -> int:
     """Write the graph and tell the user where (shared by ``graph`` and ``solve --graph``).
 
@@ -66,7 +66,8 @@ def draw(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GraphvizMissingWarning)
-        written = write_graph(derivation, output, highlight=highlight, level=level, precision=precision, lang=lang)
+        written = write_graph(derivation, output, highlight=highlight, level=level, precision=precision, lang=lang,
+                              blank=blank)
     for w in caught:
         if issubclass(w.category, GraphvizMissingWarning):
             print(f"explain: warning: {w.message}", file=sys.stderr)
