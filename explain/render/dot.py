@@ -124,28 +124,6 @@ class _GraphMath(TextMath):
         return super()._symbol(greek(name), sample)
 
 
-# -- walks over the Graph -------------------------------------------------------------------
-# Private versions of the walks that Graph grows on the ``layers`` branch (same names), so
-# that they can be swapped for the methods after the merge.
-def consumers(graph: Graph, name: str) -> list[str]:
-    """The nodes that use ``name`` directly, in the graph's order."""
-    return [e.dst for e in graph.edges_out_of(name)]
-
-
-def descendants(graph: Graph, name: str) -> set[str]:
-    """The nodes that depend on ``name`` (not ``name`` itself)."""
-    reached = {name}
-    for node in graph.nodes:  # nodes are in topological order
-        if any(e.src in reached for e in graph.edges_into(node)):
-            reached.add(node)
-    return reached - {name}
-
-
-def influencing_loss(graph: Graph) -> set[str]:
-    """The nodes with a path to the loss (the loss included)."""
-    return set(graph.reaches_loss)
-
-
 # -- levels -------------------------------------------------------------------------
 def neuron_pairs(graph: Graph) -> dict[str, str]:
     """Pre-activation → activation pairs that a ``stage`` drawing merges into one box.
@@ -160,7 +138,7 @@ def neuron_pairs(graph: Graph) -> dict[str, str]:
         if not isinstance(expr, sp.Function) or len(node.inputs) != 1:
             continue
         pre = graph.nodes[node.inputs[0]]
-        if pre.is_leaf or pre.name in pairs.values() or consumers(graph, pre.name) != [node.name]:
+        if pre.is_leaf or pre.name in pairs.values() or graph.consumers(pre.name) != [node.name]:
             continue
         pairs[pre.name] = node.name
     return pairs
@@ -328,8 +306,8 @@ class _Drawing:
         """
         if self.highlight is None:
             return set(), set()
-        reachable = descendants(self.g, self.highlight) | {self.highlight}
-        nodes = reachable & influencing_loss(self.g)
+        reachable = self.g.descendants(self.highlight) | {self.highlight}
+        nodes = reachable & self.g.influencing_loss()
         edges = {(e.src, e.dst) for e in self.g.edges if e.src in nodes and e.dst in nodes}
         return nodes, edges
 
