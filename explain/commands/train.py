@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
         plot_format(args.plot)  # a bad suffix fails before a long run, not after
     problem = load(args.problem)
     rates = parse_rates(args.lr) if args.lr else [None]
+    rules = parse_rules(args.compare) if getattr(args, "compare", None) else [getattr(args, "update", None)]
+    if len(rates) > 1 and len(rules) > 1:
+        raise ExplainError("--compare", m("optim_compare_and_lr"))
+    explain_steps = _explain_steps(getattr(args, "explain_steps", None))
     program = Program(Graph.from_problem(problem))
     if not getattr(args, "no_verify", False):
         from ..derivation import derive
@@ -47,12 +51,16 @@ def run(args: argparse.Namespace) -> int:
         require_verified(derive(program.graph, program), "train", args.lang)
     runs = []
     for rate in rates:
-        bar = ProgressBar(m("train_progress", rate=number(rate) if rate else ""))
-        try:
-            runs.append(train(problem, program, learning_rate=rate, optimizer=args.optimizer, steps=args.steps,
-                              epochs=args.epochs, dtype=getattr(args, "dtype", "float64"), progress=bar))
-        finally:
-            bar.close()
+        for rule in rules:
+            bar = ProgressBar(m("train_progress", rate=number(rate) if rate else (rule or "")))
+            try:
+                runs.append(train(problem, program, learning_rate=rate, optimizer=args.optimizer, steps=args.steps,
+                                  epochs=args.epochs, dtype=getattr(args, "dtype", "float64"), progress=bar,
+                                  update=rule, explain_steps=explain_steps))
+            finally:
+                bar.close()
+    if not getattr(args, "no_verify", False):
+        _check_updates(runs, problem.source, m)
     if args.plot:
         plot_losses(runs, args.plot, lang=args.lang, title=problem.title)
     if args.format == "json":
@@ -71,6 +79,34 @@ def run(args: argparse.Namespace) -> int:
         text += "\n\n" + m("train_plot_written", path=args.plot)
     emit(text, args.output)
     return 0
+
+
+def parse_rules(text: str) -> list[str]:
+    """``"adam,momentum,plain"`` → the update rules to compare (checked by explain.optimizers.switch)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _explain_steps(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    from ..optimizers import parse_steps
+
+    return parse_steps(text)
+
+
+def _check_updates(runs: Sequence[Any], source: str, m: Messages) -> None:
+    """Every run's parameters against torch.optim, step by step; a mismatch exits 1 with nothing written."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return
+    from ..errors import VerificationFailed
+    from ..optim_torch import check
+
+    for run in runs:
+        run.optimizer_check = check(run)
+        if not run.optimizer_check.passed:
+            raise VerificationFailed(source, run.optimizer_check.message(m))
 
 
 def parse_rates(text: str) -> list[float]:
@@ -209,6 +245,9 @@ def _outcome(run: Any, m: Messages, precision: int) -> list[str]:
 
 def _comparison(runs: Sequence[Any], m: Messages, precision: int) -> tuple[list[str], list[list[str]]]:
     heads = [m("train_rate"), m("train_loss_final"), m("train_parameters_final"), m("train_status")]
+    by_rule = len({r.update.update for r in runs if r.update is not None}) > 1
+    if by_rule:
+        heads = [m("optim_column"), *heads]
     rows = []
     for r in runs:
         params = ", ".join(f"{k} = {number(v, precision)}" for k, v in r.final_parameters.items())
@@ -218,12 +257,31 @@ def _comparison(runs: Sequence[Any], m: Messages, precision: int) -> tuple[list[
             status = m("train_status_grew")
         else:
             status = m("train_status_ok")
-        rows.append([number(r.learning_rate), number(r.final_loss, precision), params, status])
+        row = [number(r.learning_rate), number(r.final_loss, precision), params, status]
+        rows.append([m(f"optim_update_{r.update.update}"), *row] if by_rule else row)
     return heads, rows
+
+
+def _update_blocks(run: Any, m: Messages, precision: int, out: _Text) -> list[Any]:
+    """The torch.optim comparison and the explained updates (explain.optimizers builds the records)."""
+    from ..optimizers import explanation
+
+    parts: list[Any] = []
+    if run.optimizer_check is not None:
+        parts += [run.optimizer_check.message(m), ""]
+    record = explanation(run, run.explain_steps, precision) if run.explain_steps else None
+    if record and record["steps"]:
+        parts += [out.heading(m("optim_explained")), "", out.explained(record, m), ""]
+    return parts
 
 
 class _Text:
     """How one output format writes headings, tables and the sgd log."""
+
+    def explained(self, record: Any, m: Messages) -> Any:
+        from ..optimizers import explanation_lines
+
+        return "\n".join(explanation_lines(record, m))
 
     def heading(self, text: str) -> Any:
         return text
@@ -236,6 +294,11 @@ class _Text:
 
 
 class _Markdown(_Text):
+    def explained(self, record: Any, m: Messages) -> Any:
+        from ..optimizers import explanation_markdown
+
+        return explanation_markdown(record, m)
+
     def heading(self, text: str) -> Any:
         return f"### {text}"
 
@@ -265,8 +328,11 @@ def _blocks(runs: Sequence[Any], m: Messages, precision: int, quiet: bool, out: 
             parts += [out.table(*loss_rows(run, m, precision)), ""]
         after = _prediction(run, m, precision, "after")
         parts += _outcome(run, m, precision) + ([after] if after else []) + [""]
+        parts += _update_blocks(run, m, precision, out)
     if len(runs) > 1:
-        parts += [out.heading(m("train_comparison")), "", out.table(*_comparison(runs, m, precision))]
+        by_rule = len({r.update.update for r in runs if r.update is not None}) > 1
+        title = m("optim_comparison") if by_rule else m("train_comparison")
+        parts += [out.heading(title), "", out.table(*_comparison(runs, m, precision))]
     return parts
 
 
@@ -287,7 +353,7 @@ def _print_rich(runs: Sequence[Any], m: Messages, precision: int, quiet: bool, p
     console = Console(highlight=False)
     diverged = {m("train_diverged", step=r.divergence.step, kind=m(f"train_kind_{r.divergence.kind}"),
                   rate=number(r.learning_rate)) for r in runs if r.divergence is not None}
-    headings = {_header(r, m) for r in runs} | {m("train_comparison")}
+    headings = {_header(r, m) for r in runs} | {m("train_comparison"), m("optim_comparison"), m("optim_explained")}
     for item in _blocks(runs, m, precision, quiet, _Rich()):
         if isinstance(item, str):
             style = "bold red" if item in diverged else "bold" if item in headings else None
