@@ -96,8 +96,17 @@ class Schedule:
                 rates.append(prev)
         return rates
 
-    def formula(self) -> str | None:
-        """The schedule as text: ``η_e = η₀·γ^⌊e/s⌋`` …; None when constant."""
+    def formula(self, latex: bool = False) -> str | None:
+        """The schedule as text: ``η_e = η₀·γ^⌊e/s⌋`` … (or LaTeX); None when constant."""
+        if latex and self.kind == "step":
+            return rf"\eta_e = \eta_0 \gamma^{{\lfloor e / {self.step_size} \rfloor}},\ \gamma = {self.gamma:g}"
+        if latex and self.kind == "exponential":
+            return rf"\eta_e = \eta_0 \gamma^e,\ \gamma = {self.gamma:g}"
+        if latex and self.kind == "cosine":
+            return (rf"\eta_e = \eta_{{\min}} + (\eta_0 - \eta_{{\min}})\,\frac{{1 + \cos(\pi e / {self.T_max})}}{{2}},"
+                    rf"\ \eta_{{\min}} = {self.eta_min:g}")
+        if latex:
+            return None
         if self.kind == "step":
             return f"η_e = η₀·γ^⌊e / {self.step_size}⌋ with γ = {self.gamma:g}"
         if self.kind == "exponential":
@@ -502,6 +511,21 @@ def number(value: float, precision: int = 6) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
+_LATEX = (("m̂", r"\hat m"), ("v̂", r"\hat v"), ("ḡ", r"\bar g"), ("v_max", r"v_{\max}"), ("η_t", r"\eta_t"),
+          ("·", r" \cdot "), ("−", "-"), ("²", "^2"), ("max(", r"\max("))
+
+
+def latex_numbers(text: str) -> str:
+    """A substituted line (``v = 0.9·0 + (1 − 0.9)·g² = …``) as LaTeX math, for the LaTeX/PDF printers."""
+    import re
+
+    text = re.sub(r"√\(([^()]*)\)", r"\\sqrt{\1}", text)
+    text = re.sub(r"√([-+0-9.e]+)", r"\\sqrt{\1}", text)
+    for old, new in _LATEX:
+        text = text.replace(old, new)
+    return re.sub(r"(\d)e([-+]\d+)", lambda mt: rf"{mt.group(1)}\mathrm{{e}}{{{mt.group(2)}}}", text)
+
+
 def _unwrap(text: str) -> str:
     """No parentheses around a negative number that starts the right side or is the result."""
     import re
@@ -538,8 +562,9 @@ def explain_step(config: UpdateConfig, names: Sequence[str], w: np.ndarray, g: n
             numbers[key] = number(np.asarray(value).reshape(-1)[k] if np.ndim(value) else value, precision)
         rendered = []
         for f in lines:
-            rendered.append({"lhs": f.lhs, "formula": f.text, "latex": f.latex,
-                             "numbers": _unwrap(f.numbers.format(**numbers))})
+            text = _unwrap(f.numbers.format(**numbers))
+            rendered.append({"lhs": f.lhs, "formula": f.text, "latex": f.latex, "numbers": text,
+                             "numbers_latex": latex_numbers(text)})
         records.append({"parameter": name, "lines": rendered,
                         "state": {key: float(v[k]) for key, v in parts.items()
                                   if key in rule.state and np.ndim(v)}})
@@ -557,13 +582,12 @@ def explanation(training: Any, steps: Sequence[int], precision: int = 6) -> dict
     if config is None:
         return None
     rule = config.rule
-    shown: list[Formula] = []
-    for t in (1, 2):  # both variants of first-step lines (the momentum buffer)
-        shown += [f for f in rule.lines(config, t) if f not in shown]
+    # In the table's order, both variants of a first-step line (the momentum buffer's v ← g).
+    shown = [f for f in rule.formulas if f.when(config, 1) or f.when(config, 2)]
     result: dict[str, Any] = {
         "update": config.update, "torch": rule.torch, "settings": config.to_dict()["settings"],
         "formulas": [{"formula": f.text, "latex": f.latex} for f in shown],
-        "schedule": config.schedule.formula(), "steps": [],
+        "schedule": config.schedule.formula(), "schedule_latex": config.schedule.formula(latex=True), "steps": [],
     }
     names = training.parameter_names
     for t in sorted(set(steps)):

@@ -222,3 +222,59 @@ def test_a_good_table_loads(tmp_path: Path) -> None:
             'schedule = "exponential"\ngamma = 0.9'
     config = explain.load(problem(tmp_path, table)).train.update
     assert config.settings["betas"] == (0.8, 0.99) and config.schedule.gamma == 0.9
+
+
+# -- each update explained ----------------------------------------------------
+def test_momentum_explained_with_d2l_numbers_by_hand(tmp_path: Path) -> None:
+    """d2l's momentum example, by hand: g = 0.2·(−5) = −1, v = g, x1 = −5 − 0.6·(−1) = −4.4;
+    then g = 0.2·(−4.4) = −0.88, v = 0.5·(−1) + (1 − 0)·(−0.88) = −1.38, x1 = −4.4 − 0.6·(−1.38) = −3.572."""
+    from explain.optimizers import explanation
+
+    path = tmp_path / "d2l.toml"
+    path.write_text(D2L + 'update = "momentum"\nlearning_rate = 0.6\nmomentum = 0.5\n', encoding="utf-8")
+    run = train(explain.load(path))
+    record = explanation(run, run.explain_steps)
+    assert [f["formula"] for f in record["formulas"]][:2] == [
+        "v ← g (first step: the buffer starts as the gradient)", "v ← μ·v + (1 − τ)·g"]
+    first, second = ({p["parameter"]: p for p in step["parameters"]}["x1"] for step in record["steps"])
+    assert [line["numbers"] for line in first["lines"]] == ["v = -1", "w = -5 − 0.6·(-1) = -4.4"]
+    assert [line["numbers"] for line in second["lines"]] == [
+        "v = 0.5·(-1) + (1 − 0)·(-0.88) = -1.38", "w = -4.4 − 0.6·(-1.38) = -3.572"]
+    # The state in the JSON history is the same v.
+    history = run.to_dict()["history"]
+    assert history[2]["state"]["v"]["x1"] == pytest.approx(-1.38, rel=1e-15)
+
+
+def test_adam_step_1_explained_in_every_format(tmp_path: Path) -> None:
+    """Adam's first step by hand: m̂ = g and v̂ = g², so w moves by η·g/(|g| + ε), almost exactly η."""
+    path = str(problem(tmp_path, 'update = "adam"\nlearning_rate = 0.1', steps=12))
+    result = run_cli("train", path, "--explain-steps", "1,2,10", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    steps = data["explained_updates"]["steps"]
+    assert [s["step"] for s in steps] == [1, 2, 10]
+    w5 = {p["parameter"]: p for p in steps[0]["parameters"]}["w5"]
+    g = data["history"][1]["state"]["m"]["w5"] / 0.1  # m₁ = (1 − β₁)·g
+    assert [line["lhs"] for line in w5["lines"]] == ["m", "v", "m̂", "v̂", "w"]
+    assert w5["lines"][2]["numbers"].endswith(f"= {g:.6g}")
+    assert data["history"][1]["parameters"]["w5"] == pytest.approx(0.1 - 0.1 * g / (abs(g) + 1e-8), rel=1e-14)
+    text = run_cli("train", path, "--explain-steps", "10").stdout
+    assert "m̂ ← m / (1 − β₁ᵗ)" in text and "Update 10 (η = 0.1):" in text and "Update 1 (" not in text
+    markdown = run_cli("train", path, "--format", "markdown").stdout
+    assert r"- $\hat m \leftarrow m / (1 - \beta_1^t)$" in markdown and "**Update 2 (η = 0.1):**" in markdown
+    none = run_cli("train", path, "--explain-steps", "none").stdout
+    assert "Each update explained" not in none
+    bad = run_cli("train", path, "--explain-steps", "0,x")
+    assert bad.returncode == 2 and "--explain-steps" in bad.stderr
+
+
+def test_compare_rules_on_one_plot(tmp_path: Path) -> None:
+    path = str(problem(tmp_path, 'update = "adam"\nlearning_rate = 0.1', steps=30))
+    plot = tmp_path / "cmp.png"
+    result = run_cli("train", path, "--compare", "adam,momentum,plain", "--plot", str(plot), "--explain-steps", "none")
+    assert result.returncode == 0, result.stderr
+    assert "Update rules compared" in result.stdout and plot.stat().st_size > 1000
+    rows = [line for line in result.stdout.splitlines() if line.strip().startswith(("Adam", "momentum", "plain"))]
+    assert len(rows) == 3
+    bad = run_cli("train", path, "--compare", "adam,adamm")
+    assert bad.returncode == 2 and "did you mean 'adam'" in bad.stderr
