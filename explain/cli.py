@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="update rule: plain, momentum, nesterov, adagrad, rmsprop, adam, adamw (overrides the problem)")
     p.add_argument("--compare", metavar="RULES",
                    help="train once per update rule, e.g. adam,momentum,plain (compared on one plot)")
+    p.add_argument("--trajectory", metavar="FILE",
+                   help="draw the parameters' path on the loss's contours (two-parameter problems; png, svg or pdf)")
     p.add_argument("--explain-steps", metavar="STEPS",
                    help="updates explained with numbers, e.g. 1,2,10 or none (default 1,2 for a rule other than plain)")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"),

@@ -278,3 +278,14 @@ def test_compare_rules_on_one_plot(tmp_path: Path) -> None:
     assert len(rows) == 3
     bad = run_cli("train", path, "--compare", "adam,adamm")
     assert bad.returncode == 2 and "did you mean 'adam'" in bad.stderr
+
+
+def test_trajectory_on_the_contour_plot_needs_two_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "d2l.toml"
+    path.write_text(D2L + 'update = "momentum"\nlearning_rate = 0.6\nmomentum = 0.5\n', encoding="utf-8")
+    picture = tmp_path / "t.svg"
+    result = run_cli("train", str(path), "--compare", "momentum,plain", "--trajectory", str(picture))
+    assert result.returncode == 0 and picture.read_text(encoding="utf-8").count("<path") > 20
+    eight = run_cli("train", str(EXAMPLES / "seed003_adam.toml"), "--trajectory", str(tmp_path / "x.svg"))
+    assert eight.returncode == 2 and "exactly two parameters; this problem has 8" in eight.stderr
+    assert not (tmp_path / "x.svg").exists()

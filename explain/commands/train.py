@@ -35,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..problem import load
     from ..train import plot_format, plot_losses, train
 
-    if args.plot:
-        plot_format(args.plot)  # a bad suffix fails before a long run, not after
+    trajectory = getattr(args, "trajectory", None)
+    for path in (args.plot, trajectory):
+        if path:
+            plot_format(path)  # a bad suffix fails before a long run, not after
     problem = load(args.problem)
     rates = parse_rates(args.lr) if args.lr else [None]
     rules = parse_rules(args.compare) if getattr(args, "compare", None) else [getattr(args, "update", None)]
@@ -63,20 +65,30 @@ def run(args: argparse.Namespace) -> int:
         _check_updates(runs, problem.source, m)
     if args.plot:
         plot_losses(runs, args.plot, lang=args.lang, title=problem.title)
+    if trajectory:
+        from ..trajectory import plot_trajectories
+
+        plot_trajectories(problem, program, runs, trajectory, lang=args.lang)
     if args.format == "json":
         payload: Any = runs[0].to_dict() if len(runs) == 1 else {"trainings": [r.to_dict() for r in runs]}
         if args.plot:
             payload["plot"] = args.plot
+        if trajectory:
+            payload["trajectory"] = trajectory
         emit(json.dumps(payload, indent=2, ensure_ascii=False), args.output)
         return 0
     markdown = args.format == "markdown"
     if use_color() and not args.output and not markdown:
         _print_rich(runs, m, args.precision, args.quiet, args.plot)
+        if trajectory:
+            print(m("optim_trajectory_written", path=trajectory))
         return 0
     render = render_markdown if markdown else render_text
     text = render(runs, m, args.precision, quiet=args.quiet)
     if args.plot:
         text += "\n\n" + m("train_plot_written", path=args.plot)
+    if trajectory:
+        text += "\n\n" + m("optim_trajectory_written", path=trajectory)
     emit(text, args.output)
     return 0
 
