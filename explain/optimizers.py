@@ -563,6 +563,8 @@ def explain_step(config: UpdateConfig, names: Sequence[str], w: np.ndarray, g: n
         rendered = []
         for f in lines:
             text = _unwrap(f.numbers.format(**numbers))
+            if f.lhs == "w":  # the parameter by its own name: "x1 = -5 − 0.6·(-1) = -4.4"
+                text = name + text[1:]
             rendered.append({"lhs": f.lhs, "formula": f.text, "latex": f.latex, "numbers": text,
                              "numbers_latex": latex_numbers(text)})
         records.append({"parameter": name, "lines": rendered,

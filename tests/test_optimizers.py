@@ -237,9 +237,9 @@ def test_momentum_explained_with_d2l_numbers_by_hand(tmp_path: Path) -> None:
     assert [f["formula"] for f in record["formulas"]][:2] == [
         "v ← g (first step: the buffer starts as the gradient)", "v ← μ·v + (1 − τ)·g"]
     first, second = ({p["parameter"]: p for p in step["parameters"]}["x1"] for step in record["steps"])
-    assert [line["numbers"] for line in first["lines"]] == ["v = -1", "w = -5 − 0.6·(-1) = -4.4"]
+    assert [line["numbers"] for line in first["lines"]] == ["v = -1", "x1 = -5 − 0.6·(-1) = -4.4"]
     assert [line["numbers"] for line in second["lines"]] == [
-        "v = 0.5·(-1) + (1 − 0)·(-0.88) = -1.38", "w = -4.4 − 0.6·(-1.38) = -3.572"]
+        "v = 0.5·(-1) + (1 − 0)·(-0.88) = -1.38", "x1 = -4.4 − 0.6·(-1.38) = -3.572"]
     # The state in the JSON history is the same v.
     history = run.to_dict()["history"]
     assert history[2]["state"]["v"]["x1"] == pytest.approx(-1.38, rel=1e-15)

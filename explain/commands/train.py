@@ -180,8 +180,11 @@ def _header(run: Any, m: Messages) -> str:
     reduction = m("train_reduction", reduction=m(f"reduction_{run.reduction}")) if run.columns else ""
     if run.cost:  # a [cost]: its formula says how the samples are reduced, and what is added
         reduction = m("train_cost", cost=run.cost)
-    return m("train_heading", optimizer=m(f"train_optimizer_{run.optimizer}"), rate=number(run.learning_rate),
-             length=length, batch=batch, dtype=run.dtype, reduction=reduction)
+    heading = m("train_heading", optimizer=m(f"train_optimizer_{run.optimizer}"), rate=number(run.learning_rate),
+                length=length, batch=batch, dtype=run.dtype, reduction=reduction)
+    if run.update is not None and run.update.update != "plain":
+        heading += m("optim_heading", update=m(f"optim_update_{run.update.update}"))
+    return heading
 
 
 def _prediction(run: Any, m: Messages, precision: int, when: str) -> str | None:
