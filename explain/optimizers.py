@@ -547,7 +547,7 @@ def explain_step(config: UpdateConfig, names: Sequence[str], w: np.ndarray, g: n
     settings = config.settings
     b1, b2 = settings.get("betas", (None, None))
     scalars = {"eta": lr, "t": t, "tm1": t - 1, "lam": settings.get("weight_decay"), "mu": settings.get("momentum"),
-               "tau": settings.get("dampening"), "alpha": settings.get("alpha"), "eps": settings.get("eps"),
+               "tau": settings.get("dampening", 0.0), "alpha": settings.get("alpha"), "eps": settings.get("eps"),
                "lr_decay": settings.get("lr_decay"), "b1": b1, "b2": b2}
     records = []
     lines = rule.lines(config, t)

@@ -289,3 +289,21 @@ def test_trajectory_on_the_contour_plot_needs_two_parameters(tmp_path: Path) -> 
     eight = run_cli("train", str(EXAMPLES / "seed003_adam.toml"), "--trajectory", str(tmp_path / "x.svg"))
     assert eight.returncode == 2 and "exactly two parameters; this problem has 8" in eight.stderr
     assert not (tmp_path / "x.svg").exists()
+
+
+@pytest.mark.parametrize("table", [*RULES.values(),
+                                   'update = "rmsprop"\nlearning_rate = 0.05\nmomentum = 0.5\ncentered = true',
+                                   'update = "adagrad"\nlearning_rate = 0.5\neps_placement = "d2l"\nweight_decay = 0.1',
+                                   'update = "momentum"\nmomentum = 0.9\nnesterov = true\nlearning_rate = 1'])
+def test_every_rule_and_option_explains_its_steps(table: str, tmp_path: Path) -> None:
+    """Each substituted line ends with the value the run computed (its own parameters after the step)."""
+    from explain.optimizers import explanation
+
+    run = train(explain.load(problem(tmp_path, table, steps=3)))
+    record = explanation(run, [1, 2, 3])
+    assert [s["step"] for s in record["steps"]] == [1, 2, 3]
+    for step in record["steps"]:
+        for k, p in enumerate(step["parameters"]):
+            last = p["lines"][-1]["numbers"]
+            assert last.startswith(p["parameter"] + " = ")
+            assert float(last.rsplit("= ", 1)[1]) == pytest.approx(run.states[step["step"]][k], rel=1e-5, abs=1e-12)
