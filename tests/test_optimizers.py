@@ -307,3 +307,23 @@ def test_every_rule_and_option_explains_its_steps(table: str, tmp_path: Path) ->
             last = p["lines"][-1]["numbers"]
             assert last.startswith(p["parameter"] + " = ")
             assert float(last.rsplit("= ", 1)[1]) == pytest.approx(run.states[step["step"]][k], rel=1e-5, abs=1e-12)
+
+
+@pytest.mark.parametrize(("table", "make", "printed", "d2l"), [
+    ('update = "adagrad"\neps = 1e-6\nlearning_rate = 0.4', lambda p: torch.optim.Adagrad(p, lr=0.4, eps=1e-6),
+     "-2.382564", "-2.382563"),
+    ('update = "rmsprop"\nalpha = 0.9\neps = 1e-6\nlearning_rate = 0.4',
+     lambda p: torch.optim.RMSprop(p, lr=0.4, alpha=0.9, eps=1e-6), "-0.010598", "-0.010599"),
+])
+def test_torch_placement_on_d2l_function_is_torch_optim(table, make, printed, d2l, tmp_path: Path) -> None:
+    """torch.optim on f = 0.1·x1² + 2·x2² (written here in torch) ends one unit in the sixth decimal from d2l."""
+    x = torch.tensor([-5.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = make([x])
+    for _ in range(20):
+        opt.zero_grad()
+        (0.1 * x[0] ** 2 + 2 * x[1] ** 2).backward()
+        opt.step()
+    path = tmp_path / "d2l.toml"
+    path.write_text(D2L + table + "\n", encoding="utf-8")
+    final = train(explain.load(path)).final_parameters
+    assert final["x1"] == pytest.approx(x[0].item(), rel=1e-12) and f"{final['x1']:f}" == printed != d2l
