@@ -42,6 +42,8 @@ from .diagnose import Diagnoser, Hints, Mistake, Quantity, Student, describe
 from .followthrough import follow_through, warm_follow_through
 from .errors import ExplainError
 from .i18n import Messages
+from .later_steps import LaterSteps, is_later_key
+from .later_steps import grade as grade_later
 from .parse import parse_expression
 from .problem import CheckConfig, Problem, load
 
@@ -397,6 +399,8 @@ class Grader:
         self._symbolic = _Symbolic(self.derivation, self.student)
         self.credit = {**CREDIT, "consistent": config.consistent_fraction}
         self.marks = self._resolve_marks(config.marks)
+        # Answers about later steps (w5@3, m_w5@2) need the problem's [train] run: explain.later_steps.
+        self.later = LaterSteps(source) if isinstance(source, Problem) and source.train is not None else None
 
     def _resolve_marks(self, marks: Mapping[str, float]) -> dict[Quantity, tuple[str, float]]:
         """``[marks]`` by quantity (``dE/dw5`` and ``∂E/∂w5`` are one question); unknown keys are errors."""
@@ -546,6 +550,8 @@ class Grader:
 
     def _judge(self, answer: Answer, source: str, prefer: Sequence[str], hints: Hints | None) -> Item:
         m, g = self.messages, self.graph
+        if self.later is not None and is_later_key(answer.key):
+            return grade_later(self, answer, self.later)
         q = self.quantity(answer.key)
         if q is None:
             stages = ", ".join(n.name for n in g.stages)

@@ -139,10 +139,15 @@ class UpdateConfig:
     update: str = "plain"
     settings: Mapping[str, Any] = field(default_factory=dict)
     schedule: Schedule = field(default_factory=Schedule)
+    #: Another step function for this rule: a student's mistake, replayed by explain.later_steps.
+    step: Any = field(default=None, compare=False, repr=False)
 
     @property
     def rule(self) -> Rule:
-        return RULES[self.update]
+        from dataclasses import replace
+
+        rule = RULES[self.update]
+        return rule if self.step is None else replace(rule, step=self.step)
 
     def __getitem__(self, key: str) -> Any:
         return self.settings[key]
@@ -211,14 +216,18 @@ def _zeros(*names: str) -> Callable[[np.ndarray, UpdateConfig], State]:
 _WD = Formula("g", "g ← g + λ·w", r"g \leftarrow g + \lambda w", "g = {g} + {lam}·{w0} = {d}", _decay)
 
 
-def _sgd_step(w, g, s, t, lr, c):
+def _square(d: np.ndarray) -> np.ndarray:
+    return d * d
+
+
+def _sgd_step(w, g, s, t, lr, c, sign=1.0):
     d = _l2(w, g, c)
     parts: dict[str, Any] = {"g": g, "d": d}
     if c.update == "plain":
         new = w + (-lr) * d
         return new, {}, {**parts, "w": new}
     mu, damp = c["momentum"], c.settings.get("dampening", 0.0)
-    v = d.copy() if t == 1 else s["v"] * mu + (1 - damp) * d
+    v = d.copy() if t == 1 else s["v"] * (sign * mu) + (1 - damp) * d  # sign −1: a student's mistake
     direction = d + mu * v if c.update == "nesterov" else v
     new = w + (-lr) * direction
     return new, {"v": v}, {**parts, "v": v, "u": direction, "w": new}
@@ -259,10 +268,10 @@ def _denominator(s: np.ndarray, eps: float, c: UpdateConfig) -> np.ndarray:
     return np.sqrt(s + eps) if c.settings.get("eps_placement") == "d2l" else np.sqrt(s) + eps
 
 
-def _adagrad_step(w, g, s, t, lr, c):
+def _adagrad_step(w, g, s, t, lr, c, square=_square):
     d = _l2(w, g, c)
     clr = lr / (1 + (t - 1) * c["lr_decay"])
-    acc = s["s"] + d * d
+    acc = s["s"] + square(d)
     den = _denominator(acc, c["eps"], c)
     new = w + (-clr) * (d / den)
     return new, {"s": acc}, {"g": g, "d": d, "s": acc, "den": den, "clr": clr, "w": new}
@@ -283,10 +292,10 @@ ADAGRAD = Rule(
 )
 
 
-def _rmsprop_step(w, g, s, t, lr, c):
+def _rmsprop_step(w, g, s, t, lr, c, square=_square):
     d = _l2(w, g, c)
     alpha, eps, mu = c["alpha"], c["eps"], c["momentum"]
-    sq = s["s"] * alpha + (1 - alpha) * (d * d)
+    sq = s["s"] * alpha + (1 - alpha) * square(d)
     state = {"s": sq}
     parts: dict[str, Any] = {"g": g, "d": d, "s": sq}
     if c["centered"]:
@@ -348,7 +357,7 @@ RMSPROP = Rule(
 )
 
 
-def _adam_step(w, g, s, t, lr, c):
+def _adam_step(w, g, s, t, lr, c, square=_square, corrected=True):
     b1, b2 = c["betas"]
     eps, wd = c["eps"], c["weight_decay"]
     parts: dict[str, Any] = {"g": g, "w_start": w}
@@ -360,8 +369,8 @@ def _adam_step(w, g, s, t, lr, c):
         d = _l2(w, g, c)
     parts.update(shrunk=w, d=d)
     m = _lerp(s["m"], d, 1 - b1)
-    v = s["v"] * b2 + (1 - b2) * (d * d)
-    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+    v = s["v"] * b2 + (1 - b2) * square(d)
+    bc1, bc2 = (1 - b1 ** t, 1 - b2 ** t) if corrected else (1.0, 1.0)  # not corrected: a student's mistake
     step_size, root = lr / bc1, bc2 ** 0.5
     state = {"m": m, "v": v}
     second = v
@@ -682,3 +691,31 @@ def explanation_markdown(record: Mapping[str, Any], m: Any) -> str:
             out += [f"  {line['numbers']}" for line in p["lines"]]
         out.append("```")
     return "\n".join(out)
+
+
+# -- the mistakes students make (diagnosed by explain.later_steps) -------------
+def mistakes(config: UpdateConfig) -> list[tuple[str, UpdateConfig]]:
+    """The update rule as students get it wrong: ``(code, the rule with that mistake)`` for this config.
+
+    * ``optim_no_bias_correction``: Adam/AdamW without m̂ and v̂ (m and v used as they are);
+    * ``optim_momentum_sign``: the momentum subtracted, ``v ← −μ·v + (1 − τ)·g``;
+    * ``optim_not_squared``: the squared-gradient average fed g instead of g² (Adam, AdaGrad, RMSProp);
+    * ``optim_l2_not_decoupled`` / ``optim_decoupled_not_l2``: AdamW's decay taken as Adam's L2, or the reverse.
+    """
+    from dataclasses import replace
+    from functools import partial
+
+    u = config.update
+    out: list[tuple[str, UpdateConfig]] = []
+    if u in ("adam", "adamw"):
+        out.append(("optim_no_bias_correction", replace(config, step=partial(_adam_step, corrected=False))))
+    if u in ("momentum", "nesterov"):
+        out.append(("optim_momentum_sign", replace(config, step=partial(_sgd_step, sign=-1.0))))
+    step = {"adam": _adam_step, "adamw": _adam_step, "adagrad": _adagrad_step, "rmsprop": _rmsprop_step}.get(u)
+    if step is not None:
+        out.append(("optim_not_squared", replace(config, step=partial(step, square=lambda d: d))))
+    if u in ("adam", "adamw") and config.settings.get("weight_decay"):
+        other = "adam" if u == "adamw" else "adamw"
+        out.append(("optim_l2_not_decoupled" if u == "adamw" else "optim_decoupled_not_l2",
+                    UpdateConfig(other, dict(config.settings), config.schedule)))
+    return out
