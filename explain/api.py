@@ -124,4 +124,8 @@ def solve(
         from .train import train as run_train
 
         training = run_train(problem, program=derivation.program)
+        if verification is not None:  # the update rule, step by step against torch.optim
+            from .optim_torch import check
+
+            training.optimizer_check = check(training)
     return Solution(problem, derivation, verification, training)

@@ -42,6 +42,7 @@ from .diagnose import Diagnoser, Hints, Mistake, Quantity, Student, describe
 from .followthrough import follow_through, warm_follow_through
 from .errors import ExplainError
 from .i18n import Messages
+from .later_steps import LaterSteps, is_later_key
 from .parse import parse_expression
 from .problem import CheckConfig, Problem, load
 
@@ -397,6 +398,8 @@ class Grader:
         self._symbolic = _Symbolic(self.derivation, self.student)
         self.credit = {**CREDIT, "consistent": config.consistent_fraction}
         self.marks = self._resolve_marks(config.marks)
+        # Answers about later steps (w5@3, m_w5@2) need the problem's [train] run: explain.later_steps.
+        self.later = LaterSteps(source) if isinstance(source, Problem) and source.train is not None else None
 
     def _resolve_marks(self, marks: Mapping[str, float]) -> dict[Quantity, tuple[str, float]]:
         """``[marks]`` by quantity (``dE/dw5`` and ``∂E/∂w5`` are one question); unknown keys are errors."""
@@ -546,6 +549,8 @@ class Grader:
 
     def _judge(self, answer: Answer, source: str, prefer: Sequence[str], hints: Hints | None) -> Item:
         m, g = self.messages, self.graph
+        if self.later is not None and is_later_key(answer.key):
+            return self._grade_later(answer)
         q = self.quantity(answer.key)
         if q is None:
             stages = ", ".join(n.name for n in g.stages)
@@ -587,6 +592,36 @@ class Grader:
             note = m("check_too_few_digits_to_diagnose", needed=DIAGNOSIS_DIGITS)
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
         return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer, hints=hints)
+
+    def _grade_later(self, answer: Answer) -> Item:
+        """The Item for an answer about a later step (w5@3, m_w5@2): explain.later_steps has the run."""
+        later = self.later
+        assert later is not None
+        m = self.messages
+        expected = later.value(answer.key)
+        if expected is None:
+            note = m("later_unknown_key", answer=answer.key)
+            return Item(answer.key, answer.value, None, "unknown_key", note=note, line=answer.line)
+        if answer.kind != "number":
+            return Item(answer.key, answer.value, expected, "unparseable",
+                        note=m("check_unparseable", reason=m("check_not_a_number")), line=answer.line)
+        given = np.asarray(answer.value, dtype=float)
+        verdict = self._number_verdict(answer, given, expected, ())
+        if verdict == "correct":
+            return Item(answer.key, answer.value, expected, "correct", line=answer.line)
+        if verdict == "imprecise":
+            note = m("check_imprecise", digits=answer.digits, needed=self.sigfigs)
+            return Item(answer.key, answer.value, expected, "imprecise", note=note, line=answer.line)
+
+        def close(value: float) -> bool:
+            return bool(abs(float(given) - value) <= self._tolerance(answer, np.asarray(value), ()))
+
+        code = later.diagnose(answer.key, close)
+        if code is None:
+            return Item(answer.key, answer.value, expected, "incorrect", line=answer.line)
+        diagnosis = Diagnosis(code, m(f"diagnosis_{code}"), m("later_step_to_check",
+                                                               update=m(f"optim_update_{later.problem.train.update.update}")))
+        return Item(answer.key, answer.value, expected, "incorrect", diagnosis=diagnosis, line=answer.line)
 
     def _number_verdict(self, answer: Answer, given: np.ndarray, expected: Any, shape: tuple[int, ...]) -> str:
         """``correct``, ``imprecise`` or ``incorrect`` for a number (or a list of numbers).

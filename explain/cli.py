@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="number of steps (overrides the problem)")
     p.add_argument("--epochs", type=int, help="number of epochs (overrides the problem)")
     p.add_argument("--optimizer", choices=("gd", "sgd", "minibatch"), help="overrides the problem")
+    p.add_argument("--update", metavar="RULE",
+                   help="update rule: plain, momentum, nesterov, adagrad, rmsprop, adam, adamw (overrides the problem)")
+    p.add_argument("--compare", metavar="RULES",
+                   help="train once per update rule, e.g. adam,momentum,plain (compared on one plot)")
+    p.add_argument("--trajectory", metavar="FILE",
+                   help="draw the parameters' path on the loss's contours (two-parameter problems; png, svg or pdf)")
+    p.add_argument("--explain-steps", metavar="STEPS",
+                   help="updates explained with numbers, e.g. 1,2,10 or none (default 1,2 for a rule other than plain)")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
                    help="number type of the training loop (float32 reproduces PyTorch's default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-sample gradient printout")

@@ -23,6 +23,8 @@ import sympy as sp
 from .errors import ExplainError, located
 from .functions import SampleMean, SampleSum, reduction_kind
 from .parse import evaluate_value, invalid_name_reason, is_valid_name, parse_expression
+from .optimizers import UPDATE_KEYS, UpdateConfig, did_you_mean
+from .optimizers import parse as parse_update
 from .placement import check_placement, warn_unreached
 
 TOP_LEVEL_KEYS = (
@@ -34,7 +36,7 @@ REDUCTIONS = ("sum", "mean")
 CHECK_KEYS = ("sigfigs", "consistent_fraction")
 #: Significant digits an answer must have, unless ``[check] sigfigs`` or ``--sigfigs`` says otherwise.
 DEFAULT_SIGFIGS = 3
-TRAIN_KEYS = ("optimizer", "learning_rate", "steps", "epochs", "batch_size", "predict", "output")
+TRAIN_KEYS = ("optimizer", "learning_rate", "steps", "epochs", "batch_size", "predict", "output", *UPDATE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class TrainConfig:
     batch_size: int | None = None
     predict: Mapping[str, float] | None = None
     output: str | None = None
+    #: The update rule (``update = "adam"`` …), its settings and the learning-rate schedule.
+    update: UpdateConfig = field(default_factory=UpdateConfig)
 
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
@@ -406,7 +410,9 @@ class _Reader:
             raise self.fail("train", "must be a table ([train])")
         for key in raw:
             if key not in TRAIN_KEYS:
-                raise self.fail(f"[train] {key}", f"unknown key; allowed keys: {', '.join(TRAIN_KEYS)}")
+                raise self.fail(f"[train] {key}", f"unknown key{did_you_mean(key, TRAIN_KEYS)}; allowed keys: "
+                                                  f"{', '.join(TRAIN_KEYS)}")
+        update = parse_update(raw, self.fail)
         optimizer = raw.get("optimizer", "gd")
         if optimizer not in OPTIMIZERS:
             raise self.fail("[train] optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -444,7 +450,7 @@ class _Reader:
             raise self.fail("[train] output", f"must name a [forward] stage, got {output!r}")
         return TrainConfig(
             optimizer=optimizer, learning_rate=float(rate), steps=counts["steps"], epochs=counts["epochs"],
-            batch_size=counts["batch_size"], predict=predict, output=output,
+            batch_size=counts["batch_size"], predict=predict, output=output, update=update,
         )
 
 

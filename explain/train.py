@@ -40,6 +40,7 @@ from .compile import Program
 from .errors import ExplainError, located
 from .graph import Graph
 from .i18n import Messages, message
+from .optimizers import UpdateConfig
 from .problem import Problem, TrainConfig
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -118,6 +119,16 @@ class Training:
     divergence: Divergence | None = None
     #: The loss's formula when it is a [cost] (``mean(l) + lam/2*w**2``), not a bare reduction.
     cost: str | None = None
+    #: The update rule and schedule (explain.optimizers); None only for Training objects built by hand.
+    update: UpdateConfig | None = None
+    #: The learning rate of each update (the schedule's value at that update's epoch).
+    learning_rates: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    #: The optimizer's state (``v``, ``m``, ``s`` …) before step 0 and after every step, one row per state.
+    optimizer_state: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: Steps whose update is explained with numbers (1-based); see explain.optimizers.explanation.
+    explain_steps: tuple[int, ...] = ()
+    #: The step-by-step comparison with torch.optim (explain.optim_torch), when it was made.
+    optimizer_check: Any = None
 
     @property
     def steps(self) -> int:
@@ -144,10 +155,18 @@ class Training:
     def history(self) -> list[dict[str, Any]]:
         """SPEC §3: the state before step 0 and after every step."""
         names = self.parameter_names
-        return [
+        entries = [
             {"step": t, "loss": float(loss), "parameters": dict(zip(names, map(float, state)))}
             for t, (loss, state) in enumerate(zip(self.losses, self.states))
         ]
+        # The optimizer's state after each step (velocity, averages): what students get wrong.
+        for key, rows in self.optimizer_state.items():
+            for entry, row in zip(entries, rows):
+                entry.setdefault("state", {})[key] = dict(zip(names, map(float, row)))
+        if self.update is not None and self.update.schedule.kind != "constant":
+            for entry, rate in zip(entries[1:], self.learning_rates):
+                entry["learning_rate"] = float(rate)
+        return entries
 
     @property
     def epoch_summary(self) -> list[dict[str, Any]]:
@@ -190,7 +209,20 @@ class Training:
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "diverged": self.diverged,
             "divergence": self.divergence.to_dict() if self.divergence else None,
+            **self._update_dict(),
         })
+
+    def _update_dict(self) -> dict[str, Any]:
+        """The update rule, its explained steps and the torch.optim comparison (absent for a hand-made run)."""
+        if self.update is None:
+            return {}
+        from .optimizers import explanation
+
+        out: dict[str, Any] = {"update": self.update.to_dict(),
+                               "explained_updates": explanation(self, self.explain_steps)}
+        if self.optimizer_check is not None:
+            out["optimizer_check"] = self.optimizer_check.to_dict()
+        return out
 
     def _repr_markdown_(self) -> str | None:
         from .render.notebook import display  # the render layer's one door, late (see there)
@@ -210,15 +242,27 @@ def train(
     batch_size: int | None = None,
     dtype: str = "float64",
     progress: Progress | None = None,
+    update: str | None = None,
+    explain_steps: Sequence[int] | None = None,
 ) -> Training:
     """Train ``problem`` with gradient descent; arguments override its ``[train]`` table.
 
     ``program`` is the problem's compiled :class:`~explain.compile.Program`
     (compiled here when not given).  ``dtype="float32"`` runs the whole loop in
     single precision, as ``torch.Tensor`` code does.  ``progress(done, total)``
-    is called about a hundred times during the run.
+    is called about a hundred times during the run.  ``update`` replaces the
+    update rule (``"adam"``: its settings from ``[train]`` where they apply,
+    torch's defaults otherwise; see :func:`explain.optimizers.switch`).
+    ``explain_steps`` are the updates explained with numbers (default: the
+    first two for an update rule other than plain, none for plain).
     """
     config = _config(problem.train or TrainConfig(), learning_rate, optimizer, steps, epochs, batch_size)
+    if update is not None:
+        from dataclasses import replace
+
+        from .optimizers import switch
+
+        config = replace(config, update=switch(config.update, update))
     if dtype not in DTYPES:
         raise ExplainError("dtype", message("train_bad_dtype", dtype=dtype, choices=", ".join(DTYPES)))
     program = program or Program(Graph.from_problem(problem))
@@ -229,6 +273,9 @@ def train(
     if training.divergence is not None and training.divergence.step == 0:
         # Finite in float64 (checked above) but not in float32, before any update.
         raise ExplainError("dtype", message("train_not_finite_at_start", kind=training.divergence.kind, dtype=dtype))
+    if explain_steps is None:
+        explain_steps = (1, 2) if config.update.update != "plain" else ()
+    training.explain_steps = tuple(explain_steps)
     return training
 
 
@@ -275,10 +322,13 @@ def _draw(trainings: Sequence[Training], fmt: str, m: Messages, title: str | Non
     figure = Figure(figsize=(6.4, 4.0), layout="constrained")
     axes = figure.add_subplot()
     by_epoch = all(t.optimizer != "gd" for t in trainings)
+    by_rule = len({t.update.update for t in trainings if t.update is not None}) > 1
     span: list[float] = []
     for run in trainings:
         x = np.arange(len(run.losses)) / (run.updates_per_epoch if by_epoch else 1)
-        line, = axes.plot(x, run.losses, label=m("train_plot_label", rate=_short(run.learning_rate)))
+        label = (m(f"optim_update_{run.update.update}") if by_rule and run.update is not None
+                 else m("train_plot_label", rate=_short(run.learning_rate)))
+        line, = axes.plot(x, run.losses, label=label)
         finite_at = np.flatnonzero(np.isfinite(run.losses))
         if run.diverged and finite_at.size:
             last = finite_at[-1]
@@ -382,13 +432,19 @@ class _Trainer:
         # The history (SPEC §3: every step's state, loss and gradient) is
         # allocated up front; refuse a run whose history would not fit rather
         # than ask for 60 GB (steps = 10**9).
-        if (total + 1) * (2 * p + 2) > MAX_HISTORY_VALUES:
+        update = self.config.update
+        kept = list(update.rule.init(np.zeros(p), update))  # the state this rule keeps (m, v, …)
+        if (total + 1) * ((2 + len(kept)) * p + 3) > MAX_HISTORY_VALUES:
             raise ExplainError("steps", message("train_too_long", steps=total, parameters=p, limit=MAX_HISTORY_VALUES))
         losses = np.empty(total + 1)
         states = np.empty((total + 1, p))
         batch_losses = np.empty(total)
         gradients = np.empty((total, p))
         states[0] = [float(self.full[i]) for i in self.slots]
+        self.optimizer_state = {key: np.empty((total + 1, p)) for key in kept}
+        per = len(self.batches)
+        epoch_rates = update.schedule.rates(self.config.learning_rate, -(-total // per) if total else 1)
+        self.rates = np.array([epoch_rates[t // per] for t in range(total)], dtype=float) if total else np.empty(0)
         with np.errstate(all="ignore"):
             done, divergence = self._loop(total, losses, states, batch_losses, gradients, progress)
         c = self.config
@@ -399,6 +455,8 @@ class _Trainer:
             losses=losses[:done + 1].copy(), states=states[:done + 1].copy(),
             batch_losses=batch_losses[:done].copy(), gradients=gradients[:done].copy(),
             columns=dict(self.problem.data), divergence=divergence, cost=_cost_text(self.program.graph),
+            update=update, learning_rates=self.rates[:done].copy(),
+            optimizer_state={k: v[:done + 1].copy() for k, v in self.optimizer_state.items()},
         )
         training.prediction = predict(self.problem, self.program, training)
         return training
@@ -408,10 +466,14 @@ class _Trainer:
         """Run the updates; returns how many were made and the divergence, if any."""
         f = self.program.loss_and_grad
         full, n, slots, batches = self.full, self.n, self.slots, self.batches
-        lr = self.config.learning_rate
         per = len(batches)
         gd = self.config.optimizer == "gd"
-        params = [full[i] for i in slots]
+        update = self.config.update
+        step, rates, history = update.rule.step, self.rates, self.optimizer_state
+        w = np.array([full[i] for i in slots], dtype=self.dtype)
+        state = update.rule.init(w, update)
+        for key, value in state.items():
+            history[key][0] = value
         chunk = max(1, total // 100) if progress else total or 1
         isfinite = math.isfinite
         if not gd:
@@ -423,7 +485,7 @@ class _Trainer:
                 leaves, size = batches[t % per]
                 if not gd:
                     for k, i in enumerate(slots):
-                        leaves[i] = params[k]
+                        leaves[i] = w[k]
                 loss, grads = f(leaves, size)
                 if gd:
                     losses[t] = loss
@@ -431,9 +493,13 @@ class _Trainer:
                         return t, Divergence(t, _kind(loss))
                 batch_losses[t] = loss
                 gradients[t] = grads
+                lr = float(rates[t])  # a Python float keeps a float32 run in float32
+                w, state, _ = step(w, np.asarray(grads, dtype=w.dtype), state, t + 1, lr, update)
                 for k, i in enumerate(slots):
-                    params[k] = full[i] = params[k] - lr * grads[k]
-                states[t + 1] = params
+                    full[i] = w[k]
+                states[t + 1] = w
+                for key, value in state.items():
+                    history[key][t + 1] = value
                 if not gd:
                     losses[t + 1] = loss = f(full, n)[0]
                     if not isfinite(loss):

@@ -34,13 +34,14 @@ LAYER_OF = {
     "explain.written": "core", "explain.functions": "core", "explain.parse": "core",
     "explain.placement": "core", "explain.networks": "core", "explain.problem": "core", "explain.stage": "core",
     "explain.graph": "core", "explain.compile": "core", "explain.finite": "core", "explain.highprecision": "core",
-    "explain.derivation": "core",
+    "explain.derivation": "core", "explain.optimizers": "core",
     # SymPy printers of math: the renderers print with them, and a diagnosis prints a formula
     "explain.render.mathprint": "notation",
     # what is done with a derivation: verified, trained, graded, diagnosed
     "explain.verify": "analysis", "explain.train": "analysis", "explain.diagnose": "analysis",
     "explain.followthrough": "analysis", "explain.check": "analysis", "explain.classreport": "analysis",
     "explain.variants": "analysis", "explain.broadcast": "analysis", "explain.roster": "analysis",
+    "explain.optim_torch": "analysis", "explain.later_steps": "analysis", "explain.trajectory": "analysis",
     # what users call and what prints results
     "explain": "api/render", "explain.api": "api/render", "explain.render": "api/render",
     "explain.render.*": "api/render",

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ExplainError
@@ -33,10 +34,16 @@ def run(args: argparse.Namespace) -> int:
     from ..problem import load
     from ..train import plot_format, plot_losses, train
 
-    if args.plot:
-        plot_format(args.plot)  # a bad suffix fails before a long run, not after
+    trajectory = getattr(args, "trajectory", None)
+    for path in (args.plot, trajectory):
+        if path:
+            plot_format(path)  # a bad suffix fails before a long run, not after
     problem = load(args.problem)
     rates = parse_rates(args.lr) if args.lr else [None]
+    rules = parse_rules(args.compare) if getattr(args, "compare", None) else [getattr(args, "update", None)]
+    if len(rates) > 1 and len(rules) > 1:
+        raise ExplainError("--compare", m("optim_compare_and_lr"))
+    explain_steps = _explain_steps(getattr(args, "explain_steps", None))
     program = Program(Graph.from_problem(problem))
     if not getattr(args, "no_verify", False):
         from ..derivation import derive
@@ -45,30 +52,72 @@ def run(args: argparse.Namespace) -> int:
         require_verified(derive(program.graph, program), "train", args.lang)
     runs = []
     for rate in rates:
-        bar = ProgressBar(m("train_progress", rate=number(rate) if rate else ""))
-        try:
-            runs.append(train(problem, program, learning_rate=rate, optimizer=args.optimizer, steps=args.steps,
-                              epochs=args.epochs, dtype=getattr(args, "dtype", "float64"), progress=bar))
-        finally:
-            bar.close()
+        for rule in rules:
+            bar = ProgressBar(m("train_progress", rate=number(rate) if rate else (rule or "")))
+            try:
+                runs.append(train(problem, program, learning_rate=rate, optimizer=args.optimizer, steps=args.steps,
+                                  epochs=args.epochs, dtype=getattr(args, "dtype", "float64"), progress=bar,
+                                  update=rule, explain_steps=explain_steps))
+            finally:
+                bar.close()
+    if not getattr(args, "no_verify", False):
+        _check_updates(runs, problem.source, m)
     if args.plot:
         plot_losses(runs, args.plot, lang=args.lang, title=problem.title)
+    if trajectory:
+        from ..trajectory import plot_trajectories
+
+        plot_trajectories(problem, program, runs, trajectory, lang=args.lang)
     if args.format == "json":
         payload: Any = runs[0].to_dict() if len(runs) == 1 else {"trainings": [r.to_dict() for r in runs]}
         if args.plot:
             payload["plot"] = args.plot
+        if trajectory:
+            payload["trajectory"] = trajectory
         emit(json.dumps(payload, indent=2, ensure_ascii=False), args.output)
         return 0
     markdown = args.format == "markdown"
     if use_color() and not args.output and not markdown:
         _print_rich(runs, m, args.precision, args.quiet, args.plot)
+        if trajectory:
+            print(m("optim_trajectory_written", path=trajectory))
         return 0
     render = render_markdown if markdown else render_text
     text = render(runs, m, args.precision, quiet=args.quiet)
     if args.plot:
         text += "\n\n" + m("train_plot_written", path=args.plot)
+    if trajectory:
+        text += "\n\n" + m("optim_trajectory_written", path=trajectory)
     emit(text, args.output)
     return 0
+
+
+def parse_rules(text: str) -> list[str]:
+    """``"adam,momentum,plain"`` → the update rules to compare (checked by explain.optimizers.switch)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _explain_steps(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    from ..optimizers import parse_steps
+
+    return parse_steps(text)
+
+
+def _check_updates(runs: Sequence[Any], source: str, m: Messages) -> None:
+    """Every run's parameters against torch.optim, step by step; a mismatch exits 1 with nothing written."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return
+    from ..errors import VerificationFailed
+    from ..optim_torch import check
+
+    for run in runs:
+        run.optimizer_check = check(run)
+        if not run.optimizer_check.passed:
+            raise VerificationFailed(source, run.optimizer_check.message(m))
 
 
 def parse_rates(text: str) -> list[float]:

@@ -27,17 +27,42 @@ def run(args: argparse.Namespace) -> int:
     from ..problem import load
     from ..verify import verify
 
-    derivation = derive(load(args.problem))
+    problem = load(args.problem)
+    derivation = derive(problem)
     result = verify(derivation, device=args.device, dtype=args.dtype, tolerance=args.tolerance)
+    updates = _update_check(problem, derivation) if result.passed else None
     if args.format == "json":
-        emit(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), args.output)
+        payload = result.to_dict()
+        if updates is not None:
+            payload["optimizer_check"] = updates.to_dict()
+        emit(json.dumps(payload, indent=2, ensure_ascii=False), args.output)
     elif args.format == "markdown":
-        emit(render_markdown(result, m, args.precision), args.output)
+        emit(render_markdown(result, m, args.precision) + _update_line(updates, m), args.output)
     elif use_color() and not args.output:
         print_rich(result, m, args.precision)
+        if updates is not None:
+            print(updates.message(m))
     else:
-        emit(render_text(result, m, args.precision), args.output)
-    return 0 if result.passed else 1
+        emit(render_text(result, m, args.precision) + _update_line(updates, m), args.output)
+    return 0 if result.passed and (updates is None or updates.passed) else 1
+
+
+def _update_check(problem: Any, derivation: Any) -> Any:
+    """A [train] update rule other than plain: its run, step by step against torch.optim (explain.optim_torch).
+
+    Plain gradient descent (w − η·g) has nothing beyond the gradients to check, so
+    verify does not train for it.
+    """
+    if problem.train is None or problem.train.update.update == "plain":
+        return None
+    from ..optim_torch import check
+    from ..train import train
+
+    return check(train(problem, program=derivation.program, explain_steps=()))
+
+
+def _update_line(updates: Any, m: Messages) -> str:
+    return "" if updates is None else "\n\n" + updates.message(m)
 
 
 def check_format(fmt: str, command: str) -> None:

@@ -469,10 +469,36 @@ def _training(doc: Document, training: Any, s: MathStyle, m: Messages, plot: boo
             inputs = ", ".join(f"{_bare(s, k)} = {s.number(v)}" for k, v in prediction["inputs"].items())
             add(Paragraph(_msg(m, "pdf_prediction", output=Math(_bare(s, prediction["output"])), inputs=Math(inputs),
                                before=Math(_num(s, prediction["before"])), after=Math(_num(s, prediction["after"])))))
+        _explained_updates(doc, run, s, m)
     if plot:
         add(Figure("plot", [Text(m("pdf_loss_caption"))]))
     else:
         add(loss_plot(_trainings(training), m))
+
+
+def _explained_updates(doc: Document, run: Any, s: MathStyle, m: Messages) -> None:
+    """The update rule's formulas and the explained steps (records from explain.optimizers)."""
+    from ..optimizers import explanation
+
+    record = explanation(run, run.explain_steps, 6) if getattr(run, "explain_steps", ()) else None
+    if not record or not record["steps"]:
+        return
+    add = doc.blocks.append
+    add(Heading(2, [Text(m("optim_explained"))]))
+    add(Paragraph([Text(m("optim_rule", update=m(f"optim_update_{record['update']}"), torch=record["torch"],
+                          settings=", ".join(f"{k} = {v}" for k, v in record["settings"].items())))], "note"))
+    for f in record["formulas"]:  # LaTeX has the formula's LaTeX; Typst gets the Unicode text
+        add(Paragraph([Text(f["formula"])] if _is_typst(s) else [Math(f["latex"])]))
+    typst = _is_typst(s)
+    if record["schedule"]:
+        add(Paragraph([Text(record["schedule"])] if typst else [Math(record["schedule_latex"])], "note"))
+    for step in record["steps"]:
+        add(Paragraph([Text(m("optim_step", step=step["step"], rate=f"{step['learning_rate']:.6g}"), strong=True)],
+                      "label"))
+        for p in step["parameters"]:
+            add(Paragraph([Text(p["parameter"] + ":")], "label"))
+            for line in p["lines"]:
+                add(Paragraph([Text(line["numbers"])] if typst else [Math(line["numbers_latex"])], "note"))
 
 
 #: A curve keeps at most this many points (evenly spaced steps, first and last included).

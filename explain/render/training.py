@@ -31,8 +31,11 @@ def _header(run: Any, m: Messages) -> str:
     reduction = m("train_reduction", reduction=m(f"reduction_{run.reduction}")) if run.columns else ""
     if run.cost:  # a [cost]: its formula says how the samples are reduced, and what is added
         reduction = m("train_cost", cost=run.cost)
-    return m("train_heading", optimizer=m(f"train_optimizer_{run.optimizer}"), rate=number(run.learning_rate),
-             length=length, batch=batch, dtype=run.dtype, reduction=reduction)
+    heading = m("train_heading", optimizer=m(f"train_optimizer_{run.optimizer}"), rate=number(run.learning_rate),
+                length=length, batch=batch, dtype=run.dtype, reduction=reduction)
+    if run.update is not None and run.update.update != "plain":
+        heading += m("optim_heading", update=m(f"optim_update_{run.update.update}"))
+    return heading
 
 
 def _prediction(run: Any, m: Messages, precision: int, when: str) -> str | None:
@@ -108,6 +111,9 @@ def _outcome(run: Any, m: Messages, precision: int) -> list[str]:
 
 def _comparison(runs: Sequence[Any], m: Messages, precision: int) -> tuple[list[str], list[list[str]]]:
     heads = [m("train_rate"), m("train_loss_final"), m("train_parameters_final"), m("train_status")]
+    by_rule = len({r.update.update for r in runs if r.update is not None}) > 1
+    if by_rule:
+        heads = [m("optim_column"), *heads]
     rows = []
     for r in runs:
         params = ", ".join(f"{k} = {number(v, precision)}" for k, v in r.final_parameters.items())
@@ -117,12 +123,31 @@ def _comparison(runs: Sequence[Any], m: Messages, precision: int) -> tuple[list[
             status = m("train_status_grew")
         else:
             status = m("train_status_ok")
-        rows.append([number(r.learning_rate), number(r.final_loss, precision), params, status])
+        row = [number(r.learning_rate), number(r.final_loss, precision), params, status]
+        rows.append([m(f"optim_update_{r.update.update}"), *row] if by_rule else row)
     return heads, rows
+
+
+def _update_blocks(run: Any, m: Messages, precision: int, out: _Text) -> list[Any]:
+    """The torch.optim comparison and the explained updates (explain.optimizers builds the records)."""
+    from ..optimizers import explanation
+
+    parts: list[Any] = []
+    if run.optimizer_check is not None:
+        parts += [run.optimizer_check.message(m), ""]
+    record = explanation(run, run.explain_steps, precision) if run.explain_steps else None
+    if record and record["steps"]:
+        parts += [out.heading(m("optim_explained")), "", out.explained(record, m), ""]
+    return parts
 
 
 class _Text:
     """How one output format writes headings, tables and the sgd log."""
+
+    def explained(self, record: Any, m: Messages) -> Any:
+        from ..optimizers import explanation_lines
+
+        return "\n".join(explanation_lines(record, m))
 
     def heading(self, text: str) -> Any:
         return text
@@ -135,6 +160,11 @@ class _Text:
 
 
 class _Markdown(_Text):
+    def explained(self, record: Any, m: Messages) -> Any:
+        from ..optimizers import explanation_markdown
+
+        return explanation_markdown(record, m)
+
     def heading(self, text: str) -> Any:
         return f"### {text}"
 
@@ -164,8 +194,11 @@ def _blocks(runs: Sequence[Any], m: Messages, precision: int, quiet: bool, out: 
             parts += [out.table(*loss_rows(run, m, precision)), ""]
         after = _prediction(run, m, precision, "after")
         parts += _outcome(run, m, precision) + ([after] if after else []) + [""]
+        parts += _update_blocks(run, m, precision, out)
     if len(runs) > 1:
-        parts += [out.heading(m("train_comparison")), "", out.table(*_comparison(runs, m, precision))]
+        by_rule = len({r.update.update for r in runs if r.update is not None}) > 1
+        title = m("optim_comparison") if by_rule else m("train_comparison")
+        parts += [out.heading(title), "", out.table(*_comparison(runs, m, precision))]
     return parts
 
 
@@ -186,7 +219,7 @@ def print_rich(runs: Sequence[Any], m: Messages, precision: int, quiet: bool, pl
     console = Console(highlight=False)
     diverged = {m("train_diverged", step=r.divergence.step, kind=m(f"train_kind_{r.divergence.kind}"),
                   rate=number(r.learning_rate)) for r in runs if r.divergence is not None}
-    headings = {_header(r, m) for r in runs} | {m("train_comparison")}
+    headings = {_header(r, m) for r in runs} | {m("train_comparison"), m("optim_comparison"), m("optim_explained")}
     for item in _blocks(runs, m, precision, quiet, _Rich()):
         if isinstance(item, str):
             style = "bold red" if item in diverged else "bold" if item in headings else None
