@@ -397,9 +397,9 @@ class Grader:
         self._words: dict[tuple[Mistake, Quantity], tuple[str, str]] = {}
         self._symbolic = _Symbolic(self.derivation, self.student)
         self.credit = {**CREDIT, "consistent": config.consistent_fraction}
-        self.marks = self._resolve_marks(config.marks)
         # Answers about later steps (w5@3, m_w5@2) need the problem's [train] run: explain.later_steps.
         self.later = LaterSteps(source) if isinstance(source, Problem) and source.train is not None else None
+        self.marks = self._resolve_marks(config.marks)
 
     def _resolve_marks(self, marks: Mapping[str, float]) -> dict[Quantity, tuple[str, float]]:
         """``[marks]`` by quantity (``dE/dw5`` and ``∂E/∂w5`` are one question); unknown keys are errors."""
@@ -448,6 +448,8 @@ class Grader:
             return Quantity("after", key[:-1])
         if key in g.nodes:
             return Quantity("value", key)
+        if self.later is not None and is_later_key(key) and self.later.resolve(key) is not None:
+            return Quantity("later", key)  # w5@3, m_w5@2, E@3: graded by explain.later_steps' run
         return None
 
     def name_of(self, q: Quantity) -> str:
@@ -458,6 +460,8 @@ class Grader:
             return f"d{self.graph.loss}/d{q.name}"
         if q.kind in ("after", "loss_after"):
             return f"{q.name}+"
+        if q.kind == "later":
+            return q.name
         return q.name
 
     def unreadable(self, graded: Graded) -> Report:

@@ -51,7 +51,7 @@ MAX_PAIRS = 3000
 class Quantity:
     """What an answer is about: a forward value, a gradient, a parameter or the loss after one step."""
 
-    kind: str  # "value" | "grad" | "after" | "loss_after"
+    kind: str  # "value" | "grad" | "after" | "loss_after" | "later" (a later training step, name = the key)
     name: str
 
 

@@ -115,7 +115,7 @@ def follow_through(grader: Grader, answers: Sequence[Answer], items: list[Item])
     out = []
     for answer, item in zip(answers, items):
         q = grader.quantity(answer.key)
-        if item.verdict == "incorrect" and answer.kind == "number" and q is not None:
+        if item.verdict == "incorrect" and answer.kind == "number" and q is not None and q.kind != "later":
             found = _consistent(grader, recompute, answer, q, {k: v for k, v in carried.items() if k != q})
             if found is not None:
                 item = replace(item, verdict="consistent", diagnosis=None, note=found)

@@ -88,3 +88,22 @@ def test_keys_and_the_command(tmp_path: Path) -> None:
     assert items["x2@3"]["verdict"] == "correct"
     assert items["q_x1@1"]["verdict"] == "unknown_key" and "STATE_PARAMETER@K" in items["q_x1@1"]["note"]
     assert items["x1@2"]["verdict"] == "incorrect" and items["x1@2"]["diagnosis"] is None
+
+
+def test_marks_may_name_later_steps(tmp_path: Path) -> None:
+    # [marks] weighs a later step like any question: momentum from d2l's start, by hand x1@2 = -4.752
+    # (see test_momentum_with_the_wrong_sign); 3 points for it, 1 for v_x1@2 (left unanswered), 0 for the rest.
+    path = problem(tmp_path, 'update = "momentum"\nmomentum = 0.5\nlearning_rate = 0.1')
+    path.write_text(path.read_text(encoding="utf-8") + '[marks]\n"x1@2" = 3\n"v_x1@2" = 1\n', encoding="utf-8")
+    report = check(explain.load(path), parse_answers('[answers]\n"x1@2" = "-4.75200"\n'))
+    assert report.items[0].verdict == "correct" and report.items[0].points == 3
+    score = report.to_dict()["score"]
+    assert (score["points"], score["max_points"]) == (3, 4)
+
+
+def test_marks_naming_a_step_the_problem_cannot_have_is_refused(tmp_path: Path) -> None:
+    # The other direction: a key of no parameter or state (z@2) is still an error naming [marks].
+    path = problem(tmp_path, 'update = "momentum"\nmomentum = 0.5\nlearning_rate = 0.1')
+    path.write_text(path.read_text(encoding="utf-8") + '[marks]\n"z@2" = 3\n', encoding="utf-8")
+    with pytest.raises(explain.ExplainError, match=r"\[marks\] z@2"):
+        check(explain.load(path), parse_answers('[answers]\n"x1@2" = "-4.75200"\n'))
