@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .mathprint import LatexMath
-from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
+from .document import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
                   outline)
 
 _SPECIAL = {

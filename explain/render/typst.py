@@ -18,7 +18,7 @@ from typing import Any
 
 from .fonts import CjkFont, find_cjk_font
 from .mathprint import TypstMath, typst_string
-from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
+from .document import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
                   Text, axis, outline)
 
 #: Latin text and math: the fonts Typst brings with it, so English needs no system font.
