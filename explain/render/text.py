@@ -79,6 +79,7 @@ class _Printer:
         self.color = color
         self.lines: list[str] = []
         self.indent = ""
+        self.lead = ""  # a level-2 heading, printed at the start of the next paragraph
 
     def document(self, doc: Document) -> str:
         blocks = list(doc.blocks)
@@ -101,9 +102,9 @@ class _Printer:
         if isinstance(block, Heading):
             if block.level == 1:
                 self._heading(_plain(block.parts), "─", _BOLD, "")
-            else:
+            else:  # "w: 8 path(s) from w to the loss": the parameter's name leads its first line
                 self.lines.append("")
-                self.lines += [self._style(line, _BOLD + _GREEN) for line in self._wrap(_plain(block.parts) + ":")]
+                self.lead = _plain(block.parts) + ": "
         elif isinstance(block, Paragraph):
             self._paragraph(block)
         elif isinstance(block, Facts):
@@ -131,6 +132,8 @@ class _Printer:
             self.indent = "    "
             return
         code = {"note": _DIM, "result": _BOLD + _GREEN, "alert": _BOLD}.get(p.kind, "")
+        if self.lead:
+            text, code, self.lead = self.lead + text, _BOLD + _GREEN, ""
         lines = self._wrap(text, width=self.width - len(self.indent))
         self.lines += [self.indent + self._style(line, code) for line in lines]
 
