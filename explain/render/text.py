@@ -92,6 +92,8 @@ class _Printer:
         self._heading(doc.title, "═", _BOLD + _CYAN, _CYAN)
         for block in blocks:
             self._block(block)
+        while self.lines and not self.lines[-1]:
+            self.lines.pop()
         return "\n".join(self.lines) + "\n"
 
     # -- blocks -----------------------------------------------------------------------
@@ -103,7 +105,8 @@ class _Printer:
             if block.level == 1:
                 self._heading(_plain(block.parts), "─", _BOLD, "")
             else:  # "w: 8 path(s) from w to the loss": the parameter's name leads its first line
-                self.lines.append("")
+                if self.lines[-1:] != [""]:
+                    self.lines.append("")
                 self.lead = _plain(block.parts) + ": "
         elif isinstance(block, Paragraph):
             self._paragraph(block)
@@ -119,7 +122,7 @@ class _Printer:
             pass  # pictures: the PDF and the graph command draw them; their numbers are in the tables
 
     def _heading(self, text: str, rule: str, code: str, rule_code: str) -> None:
-        if self.lines:
+        if self.lines and self.lines[-1]:
             self.lines.append("")
         wrapped = self._wrap(text)
         self.lines += [self._style(line, code) for line in wrapped]
@@ -179,7 +182,8 @@ class _Printer:
         widths = [max(cell_len(r[i]) for r in [header, *rows]) for i in range(n)]
         for group in _column_groups(widths, self.width):
             fit = _fit([widths[i] for i in group], self.width)
-            self.lines.append("")
+            if self.lines[-1:] != [""]:
+                self.lines.append("")
             self._row([header[i] for i in group], fit, "l" * len(group))
             self.lines.append(_GAP.join("─" * w for w in fit))
             for r in rows:
