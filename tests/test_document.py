@@ -280,3 +280,11 @@ def test_chinese_tables_align(cli) -> None:
                 right = starts[column + 1] - 2 if column + 1 < len(starts) else 10**6
                 assert end <= right, (row, m.group())
     assert "梯度" in done.stdout
+
+
+def test_the_handout_pdf_leaves_out_the_solved_graph() -> None:
+    # The drawn graph shows every value and gradient: a handout must not include it.
+    solution = explain.solve(ROOT / "examples" / "seed003_network.toml", handout=True, train=False)
+    assert "graph.pdf" not in typst_document(solution, graph_path="graph.pdf")
+    solution.handout = False
+    assert "graph.pdf" in typst_document(solution, graph_path="graph.pdf")

@@ -271,7 +271,9 @@ def build_document(
     if not handout and verification is not None and not verification.passed:
         add(Paragraph([Text(verification.banner(m))], "alert"))
 
-    _problem(doc, d, s, m, figures)
+    # The handout leaves the graph out: the drawn graph shows every value and gradient
+    # (a blank graph for students is the graph renderer's to draw).
+    _problem(doc, d, s, m, () if handout else figures)
     if handout:
         _handout(doc, d, s, m, chosen)
         return doc
