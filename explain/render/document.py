@@ -385,10 +385,13 @@ def _chain_rule(doc: Document, w: StepWriter, m: Messages, paths: bool, delta: b
                 add(Equations([_eq(chain)]))
             else:
                 preview = _path_preview(w, gradient)
-                if preview is not None:
+                if preview is None:  # the paths were not listed (too many to enumerate)
+                    add(Paragraph(_msg(m, "too_many_paths", count=gradient.path_count, name=Math(s.name(name))),
+                                  "note"))
+                else:
                     add(Equations([preview]))
-                more = gradient.path_count - (len(preview.rows[0]) - 1 if preview is not None else 0)
-                add(Paragraph(_msg(m, "more_paths", count=more), "note"))
+                    more = gradient.path_count - (len(preview.rows[0]) - 1)
+                    add(Paragraph(_msg(m, "more_paths", count=more), "note"))
         if delta:
             doc.blocks += [Paragraph([Text(m("delta_form"))], "label"), Equations([_eq(w.delta(gradient))])]
 
