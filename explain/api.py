@@ -86,6 +86,10 @@ class Solution:
     derivation: Derivation
     verification: Any | None = None
     training: Any | None = None
+    #: The parts of the worked solution its documents show (None: all; see
+    #: explain.render.document.SECTIONS), and whether they are the problem sheet only.
+    sections: tuple[str, ...] | None = None
+    handout: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of SPEC §3."""
@@ -106,8 +110,19 @@ def solve(
     train: bool = True,
     device: str = "auto",
     dtype: str = "float64",
+    sections: str | Sequence[str] | None = None,
+    handout: bool = False,
 ) -> Solution:
-    """Derive a problem; verify it with PyTorch if ``verify``; train it if it has ``[train]``."""
+    """Derive a problem; verify it with PyTorch if ``verify``; train it if it has ``[train]``.
+
+    ``sections`` (``"forward,delta"`` or a list; default all: forward, local, backward,
+    paths, delta, verification, training) and ``handout`` (the problem sheet without the
+    solution) choose what the solution's documents show: its notebook display, its PDF,
+    and the text and Markdown printers; ``to_dict()`` is always the whole solution.
+    """
+    from .render.document import parse_sections
+
+    chosen = parse_sections(sections) if sections is not None else None
     if not isinstance(problem, Problem):
         problem = load(problem)
     derivation = derive(problem)
@@ -128,4 +143,4 @@ def solve(
             from .optim_torch import check
 
             training.optimizer_check = check(training)
-    return Solution(problem, derivation, verification, training)
+    return Solution(problem, derivation, verification, training, chosen, bool(handout))

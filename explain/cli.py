@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="skip training even if [train] is present")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    p.add_argument("--sections", metavar="LIST",
+                   help="show only these parts, comma-separated: forward, local, backward, paths, delta, "
+                        "verification, training (default: all; the givens and the gradients are always shown)")
+    p.add_argument("--handout", action="store_true",
+                   help="the problem sheet: the givens, the stages and what to compute, without the solution")
     _common(p)
 
     p = sub.add_parser("graph", help="draw the annotated computation graph")

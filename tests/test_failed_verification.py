@@ -44,9 +44,11 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 def test_text_starts_with_the_failure(planted: None, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "solve", SEED003, "--no-train")
     assert code == 1
-    first_lines = out.splitlines()[:3]
-    assert first_lines[1].startswith("VERIFICATION FAILED")
-    assert "PyTorch autograd disagrees with dE/din_h1" in first_lines[1]
+    lines = out.splitlines()
+    assert lines[0].startswith("!!!") and lines[1].startswith("VERIFICATION FAILED")
+    # The banner is wrapped to the terminal's width: it lies between two rules of "!".
+    banner = " ".join(lines[1:lines.index(lines[0], 1)])
+    assert "PyTorch autograd disagrees with dE/din_h1" in banner
 
 
 def test_markdown_and_json_start_with_the_failure(planted: None, capsys: pytest.CaptureFixture[str]) -> None:

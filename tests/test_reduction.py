@@ -143,7 +143,7 @@ def test_cost_with_a_reduction_stage_of_its_own_and_a_sum() -> None:
 def test_cost_derivation_shows_both_parts_and_the_reduction(cli, tmp_path: Path) -> None:
     problem = tmp_path / "ridge.toml"
     problem.write_text(RIDGE.format(cost="mean(l) + lam/2*w**2"), encoding="utf-8")
-    done = cli("solve", str(problem))
+    done = cli("solve", str(problem), env={"COLUMNS": "200"})  # whole equations on one line each
     assert done.returncode == 0, done.stderr
     text = done.stdout
     # The data part's reduction is its own stage, with the numbers of all three samples:

@@ -1,4 +1,4 @@
-"""``explain solve PROBLEM.toml [--pdf OUT.pdf] [--graph OUT.svg]``."""
+"""``explain solve PROBLEM.toml [--pdf OUT.pdf] [--graph OUT.svg] [--sections …] [--handout]``."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ def run(args: argparse.Namespace) -> int:
         from .graph import check_graph_path
 
         check_graph_path(args.graph, "--graph", args.lang)  # before the work, like every output path
+    sections, handout = _choices(args)  # a bad --sections is said before the work
+    if args.format == "json" and (sections is not None or handout):
+        _json_is_whole(args)
     problem = load(args.problem)
     solution = solve(problem, verify=not args.no_verify and _torch_available(), train=not args.no_train,
-                     device=args.device, dtype=args.dtype)
+                     device=args.device, dtype=args.dtype, sections=sections, handout=handout)
     if args.graph:
         from .graph import draw
 
@@ -43,51 +46,73 @@ def _torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def _choices(args: argparse.Namespace) -> tuple[tuple[str, ...] | None, bool]:
+    """``--sections`` and ``--handout`` (absent on commands that have no such flags, such as grad)."""
+    from ..render.document import parse_sections
+
+    sections = getattr(args, "sections", None)
+    return (parse_sections(sections) if sections is not None else None), bool(getattr(args, "handout", False))
+
+
 def render_derivation(derivation: Any, args: argparse.Namespace, color: bool = False) -> str:
+    """A derivation without reports (``explain grad``) in the chosen document format."""
+    from ..api import Solution
+
+    return render_solution(Solution(problem=None, derivation=derivation), args, color=color)  # type: ignore[arg-type]
+
+
+def render_solution(solution: Any, args: argparse.Namespace, color: bool | None = None) -> str:
+    """The solution in ``args.format``: JSON from its dicts, every other format a printer of
+    the one document (explain.render.document)."""
     fmt = args.format
-    if fmt == "markdown":
-        from ..render.markdown import render_derivation as md
-
-        return md(derivation, precision=args.precision, lang=args.lang)
-    if fmt in ("latex", "typst"):
-        from ..api import Solution
-
-        return render_solution(Solution(problem=None, derivation=derivation), args)  # type: ignore[arg-type]
-    from ..render.text import render_derivation as text
-
-    return text(derivation, precision=args.precision, lang=args.lang, color=color)
-
-
-def render_solution(solution: Any, args: argparse.Namespace) -> str:
-    fmt = args.format
+    sections, handout = _choices(args)
     if fmt == "json":
+        if sections is not None or handout:
+            _json_is_whole(args)
         from ..render import json as json_render
 
         return json_render.dumps(json_render.solution_dict(solution))
-    if fmt == "latex":
-        from ..render.latex import latex_document
+    if sections is None:
+        sections = getattr(solution, "sections", None)
+    handout = handout or bool(getattr(solution, "handout", False))
+    if fmt in ("latex", "typst"):
+        from ..render.document import outline
 
-        return latex_document(solution, lang=args.lang, precision=args.precision)
-    if fmt == "typst":
-        from ..render.typst import typst_document
+        if fmt == "latex":
+            from ..render.latex import latex_document, render as print_latex
 
-        return typst_document(solution, lang=args.lang, precision=args.precision)
+            if sections is None and not handout:
+                return latex_document(solution, lang=args.lang, precision=args.precision)
+            from ..render.mathprint import LatexMath
+
+            return print_latex(outline(solution, LatexMath(args.precision, _samples(solution)), args.lang,
+                                       sections=sections, handout=handout))
+        from ..render.typst import render as print_typst, typst_document
+
+        if sections is None and not handout:
+            return typst_document(solution, lang=args.lang, precision=args.precision)
+        from ..render.mathprint import TypstMath
+
+        style = TypstMath(args.precision, _samples(solution))
+        return print_typst(outline(solution, style, args.lang, sections=sections, handout=handout), {}, style)
     if fmt == "markdown":
         from ..render.markdown import render_solution as md
 
-        return md(solution, precision=args.precision, lang=args.lang)
-    from ..i18n import Messages
-    from ..render import training as train_command
-    from ..render import verification as verify_command
+        return md(solution, precision=args.precision, lang=args.lang, sections=sections, handout=handout)
+    from ..render.text import render_solution as text
 
-    m = Messages(args.lang)
-    text = render_derivation(solution.derivation, args, color=use_color() and not args.output)
-    v = solution.verification
-    if v is not None and not v.passed:
-        rule = "!" * 78
-        text = f"{rule}\n{v.banner(m)}\n{rule}\n\n" + text
-    if solution.verification is not None:
-        text += "\n" + verify_command.render_text(solution.verification, m, args.precision) + "\n"
-    if solution.training is not None:
-        text += "\n" + train_command.render_text([solution.training], m, args.precision, quiet=True) + "\n"
-    return text
+    if color is None:
+        color = use_color() and not args.output
+    return text(solution, precision=args.precision, lang=args.lang, color=color, sections=sections, handout=handout)
+
+
+def _samples(solution: Any) -> frozenset[str]:
+    return frozenset(n.name for n in solution.derivation.graph.nodes.values() if n.per_sample)
+
+
+def _json_is_whole(args: argparse.Namespace) -> None:
+    """JSON is the SPEC's contract, always the whole solution: asking it for less is a mistake, said."""
+    from ..errors import ExplainError
+    from ..i18n import Messages
+
+    raise ExplainError("--format json", Messages(args.lang)("solve_sections_json"))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .mathprint import LatexMath
-from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
+from .document import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
                   outline)
 
 _SPECIAL = {
@@ -61,7 +61,7 @@ def latex_document(solution: Any, lang: str = "en", precision: int = 4) -> str:
     g = solution.derivation.graph
     sample_symbols = frozenset(n.name for n in g.nodes.values() if n.per_sample)
     style = LatexMath(precision=precision, sample_symbols=sample_symbols)
-    return render(outline(solution, style, lang))
+    return render(outline(solution, style, lang, pages=True))
 
 
 def render(doc: Document) -> str:

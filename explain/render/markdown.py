@@ -1,8 +1,9 @@
-"""Markdown with LaTeX math: for notebooks (``_repr_markdown_``) and ``--format markdown``.
+"""Markdown printer of the solution document: for notebooks (``_repr_markdown_``) and ``--format markdown``.
 
-The same sections and equations as the text renderer; math is printed by
-:class:`~explain.render.mathprint.LatexMath` inside ``$$ … $$`` blocks, which
-Jupyter, GitHub and most Markdown viewers typeset.
+The blocks come from :func:`explain.render.document.build_document` — the same
+sections, facts and tables as every other format; math is printed by
+:class:`~explain.render.mathprint.LatexMath` inside ``$…$`` and ``$$ … $$``,
+which Jupyter, GitHub and most Markdown viewers typeset.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..derivation import Derivation
-from ..stage import EXPRESSION_SOURCE
-from ..i18n import Messages
+from .document import (Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
+                       Text, build_document, outline)
 from .mathprint import LatexMath
-from .steps import StepWriter, shown_edges, shown_nodes
 
 
 def _escape(text: str) -> str:
@@ -24,70 +24,79 @@ def _escape(text: str) -> str:
     return out
 
 
-def _math(block: str) -> str:
-    return f"$$\n{block}\n$$"
+def style_for(d: Derivation, precision: int) -> LatexMath:
+    return LatexMath(precision=precision, sample_symbols=frozenset(n.name for n in d.graph.nodes.values() if n.per_sample))
 
 
-def render_derivation(d: Derivation, precision: int = 6, lang: str = "en", title: str | None = None) -> str:
-    """The whole derivation as Markdown with display math."""
-    m = Messages(lang)
-    g = d.graph
-    style = LatexMath(precision=precision, sample_symbols=frozenset(n.name for n in g.nodes.values() if n.per_sample))
-    w = StepWriter(d, style)
-    out: list[str] = [f"# {_escape(title if title is not None else (g.title or m('problem')))}", ""]
-    if g.description:
-        out += [_escape(g.description), ""]
-    for key, kind in (("parameters", "parameter"), ("values", "value")):
-        names = [n.name for n in g.nodes.values() if n.kind == kind]
-        if names:
-            out.append(f"**{m(key)}:** " + ", ".join(
-                f"${style.name(n)} = {style.number(g.leaf_values[n])}$" for n in names))
-            out.append("")
-
-    out += [f"## {m('forward_pass')}", "", m("forward_intro"), ""]
-    if g.is_data_problem:
-        out += [m("per_sample_note", n=g.n_samples, loss=g.loss), ""]
-    out.append(_math("\n\\\\[4pt]\n".join(w.forward(s).render(style) for s in d.forward)))
-    key = "result_is" if g.source == EXPRESSION_SOURCE else "loss_is"
-    out += ["", f"**{m(key, name=g.loss, value=style.number(d.loss_value))}**", ""]
-
-    out += [f"## {m('local_partials')}", "", m("local_intro"), ""]
-    out.append(_math("\n\\\\[4pt]\n".join(w.local(s).render(style) for s in shown_edges(d))))
-
-    out += ["", f"## {m('backward_pass')}", "", m("backward_intro"), ""]
-    steps = [w.adjoint(d.adjoints[n]).render(style) for n in shown_nodes(d) if g.nodes[n].kind != "parameter"]
-    out.append(_math("\n\\\\[4pt]\n".join(steps)))
-
-    out += ["", f"## {m('chain_rule')}", "", m("chain_intro"), ""]
-    for name, gradient in d.gradients.items():
-        out += [f"### ${style.name(name)}$", "", m("path_count", count=gradient.path_count, name=name), ""]
-        chain = w.chain(gradient)
-        if chain is not None:
-            out += [f"*{m('path_form')}*", "", _math(chain.render(style)), ""]
-        elif gradient.path_count:
-            out += [m("too_many_paths", count=gradient.path_count, name=name), ""]
-        if gradient.path_count:
-            out += [f"*{m('delta_form')}*", "", _math(w.delta(gradient).render(style)), ""]
-
-    out += [f"## {m('gradients')}", "", f"| {m('parameter')} | {m('value')} | {m('gradient')} |", "|---|---:|---:|"]
-    for name, gradient in d.gradients.items():
-        out.append(f"| ${style.name(name)}$ | {style.number(g.leaf_values[name])} | {style.number(gradient.value)} |")
-    return "\n".join(out) + "\n"
+def render_derivation(d: Derivation, precision: int = 6, lang: str = "en", title: str | None = None,
+                      sections: Any = None, handout: bool = False) -> str:
+    """The derivation as Markdown with display math."""
+    return render(build_document(d, style_for(d, precision), lang, sections=sections, handout=handout, title=title))
 
 
-def render_solution(solution: Any, precision: int = 6, lang: str = "en") -> str:
-    """A solution: the derivation, then verification and training summaries."""
-    from . import training as train_command
-    from . import verification as verify_command
-    from ..i18n import Messages
+def render_solution(solution: Any, precision: int = 6, lang: str = "en", sections: Any = None,
+                    handout: bool | None = None) -> str:
+    """A solution: the derivation, then verification and training."""
+    return render(outline(solution, style_for(solution.derivation, precision), lang, sections=sections,
+                          handout=handout))
 
-    m = Messages(lang)
-    text = render_derivation(solution.derivation, precision=precision, lang=lang)
-    v = solution.verification
-    if v is not None and not v.passed:
-        text = f"> **⚠ {v.banner(m)}**\n\n" + text
-    if solution.verification is not None:
-        text += "\n" + verify_command.render_markdown(solution.verification, m, precision) + "\n"
-    if solution.training is not None:
-        text += "\n" + train_command.render_markdown([solution.training], m, precision, quiet=True) + "\n"
-    return text
+
+def render(doc: Document) -> str:
+    """Print a :class:`~explain.render.document.Document` as Markdown."""
+    out: list[str] = []
+    blocks = list(doc.blocks)
+    while blocks and isinstance(blocks[0], Paragraph) and blocks[0].kind == "alert":
+        out += [f"> **⚠ {_inline(blocks.pop(0).parts)}**", ""]
+    out += [f"# {_escape(doc.title)}", ""]
+    for block in blocks:
+        out += _block(block)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _block(block: Any) -> list[str]:
+    if isinstance(block, Heading):
+        return [f"{'#' * (block.level + 1)} {_inline(block.parts)}", ""]
+    if isinstance(block, Paragraph):
+        text = _inline(block.parts)
+        wrap = {"label": "*{}*", "result": "**{}**", "alert": "> **⚠ {}**"}.get(block.kind, "{}")
+        return [wrap.format(text), ""]
+    if isinstance(block, Facts):
+        return [line for label, parts in block.rows for line in (f"**{_escape(label)}:** {_inline(parts)}", "")]
+    if isinstance(block, Table):
+        return _table(block)
+    if isinstance(block, Equations):
+        return ["$$", "\n\\\\[4pt]\n".join(_equation(eq) for eq in block.items), "$$", ""]
+    if isinstance(block, (Figure, Plot)):
+        return []  # pictures: the PDF and `explain graph` draw them; their numbers are in the tables
+    return []
+
+
+_MD_STYLE = LatexMath()
+
+
+def _equation(eq: Eq) -> str:
+    return _MD_STYLE.equation(eq.lhs, [" ".join(row) for row in eq.rows])
+
+
+def _inline(parts: list[Inline]) -> str:
+    out = []
+    for p in parts:
+        if isinstance(p, Text):
+            out.append(f"**{_escape(p.text)}**" if p.strong else _escape(p.text))
+        elif isinstance(p, Math):
+            out.append(f"${p.src}$" if p.src else "")
+    return "".join(out)
+
+
+def _cell(cell: Cell) -> str:
+    return _inline(cell) or " "  # text is escaped by _inline, | included
+
+
+def _table(table: Table) -> list[str]:
+    rule = {"l": "---", "c": ":---:", "r": "---:"}
+    return [
+        "| " + " | ".join(_cell(c) for c in table.header) + " |",
+        "|" + "|".join(rule.get(a, "---") for a in table.align) + "|",
+        *("| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows),
+        "",
+    ]

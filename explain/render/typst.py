@@ -19,8 +19,8 @@ from typing import Any
 from ..i18n import Messages
 from .fonts import CjkFont, find_cjk_font
 from .mathprint import TypstMath, typst_string
-from .pdf import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Table,
-                  Text, axis, outline, split_terms)
+from .document import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot,
+                       Table, Text, axis, outline, split_terms)
 
 #: Latin text and math: the fonts Typst brings with it, so English needs no system font.
 LATIN_FONT = "New Computer Modern"
@@ -66,7 +66,7 @@ def typst_document(
     sample_symbols = frozenset(n.name for n in g.nodes.values() if n.per_sample)
     style = TypstMath(precision=precision, sample_symbols=sample_symbols)
     figures = {k: v for k, v in (("graph", graph_path), ("plot", plot_path)) if v}
-    doc = outline(solution, style, lang, figures=tuple(figures))
+    doc = outline(solution, style, lang, figures=tuple(figures), pages=True)
     return render(doc, figures, style, cjk=cjk, graph_font=graph_font)
 
 
