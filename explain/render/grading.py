@@ -17,6 +17,7 @@ from ..classreport import render_summary, summarize
 from ..i18n import Messages
 from ..sanitize import csv_cell, printable
 from .mathprint import TextMath
+from .text import wrap_prose
 
 _COLORS = {"correct": "green", "consistent": "green", "imprecise": "yellow", "incorrect": "red",
            "unknown_key": "yellow", "unparseable": "yellow", "unreadable": "red"}
@@ -104,7 +105,7 @@ def render_text(reports: Sequence[Report], precision: int = 6, lang: str = "en",
         for row in rows:
             lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)).rstrip())
             if row[4]:
-                lines.append("    → " + row[4])
+                lines += wrap_prose(row[4], "    → ", "      ")
         return "\n".join([*lines, "", footer])
     header = [m("check_col_student"), m("check_col_score"), m("check_col_wrong")]
     rows = [list(r) for r in _summary_rows(reports, m)]

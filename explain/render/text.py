@@ -302,6 +302,12 @@ def _fill(tokens: list[str], width: int, first: str, indent: str, sep: str) -> l
     return lines
 
 
+def wrap_prose(text: str, first: str = "", indent: str = "", width: int | None = None) -> list[str]:
+    """Words wrapped to ``width`` cells (the terminal's by default) at spaces and between
+    CJK characters; the first line starts with ``first``, the others with ``indent``."""
+    return _fill(_words(text), width or terminal_width(), first, indent, " ")
+
+
 def _cut(token: str, room: int) -> str:
     """The longest start of ``token`` that fits ``room`` cells (at least one character)."""
     out = ""
