@@ -218,7 +218,9 @@ def _display_box(src: str, after: bool = False) -> str:
     if "," in _top_level(src) or "/" not in src:  # display(a, b) would read two arguments
         return f"#box({_math(src)})"  # and without a fraction, display style changes nothing
     lead = '"" ' if after else ""
-    return f"#box($display({lead}{src})$)"
+    # The line grows to the fraction's bounds: with the text's default edges (cap height,
+    # baseline) a display fraction ran into the table rows above and below.
+    return f'#text(top-edge: "bounds", bottom-edge: "bounds", box($display({lead}{src})$))'
 
 
 def _top_level(src: str) -> str:
