@@ -54,9 +54,10 @@ PATHS_PREVIEW = 2
 #: to typeset.  The tables (stages, gradients) stay whole; the text output lists every step.
 PAGE_LOCALS = 48
 PAGE_STAGES = 24
-#: Up to PAGE_CHAIN_PARAMETERS parameters all get their chain rule on pages (a 3-4-4-2
-#: network has 36); a bigger network gets PAGE_CHAIN_SAMPLE of them written out, spread
-#: over the layers (every parameter keeps its heading and its count of paths).
+#: Up to PAGE_CHAIN_PARAMETERS parameters all get their chain rule (a 3-4-4-2 network has
+#: 36); a bigger network gets PAGE_CHAIN_SAMPLE of them written out, spread over the
+#: layers, in every format alike (every parameter keeps its count of paths; the table of
+#: gradients has every value, `--format json` every path).
 PAGE_CHAIN_PARAMETERS = 40
 PAGE_CHAIN_SAMPLE = 16
 
@@ -394,21 +395,23 @@ def _handout(doc: Document, d: Any, s: MathStyle, m: Messages, chosen: Sequence[
 
 def _chain_rule(doc: Document, w: StepWriter, m: Messages, paths: bool, delta: bool, pages: bool = False) -> None:
     """Parameter by parameter: the sum over paths (whole up to PATHS_SHOWN paths, else its
-    first PATHS_PREVIEW paths and how many more), and the delta form.  On pages, a network
-    of more than PAGE_CHAIN_PARAMETERS parameters has the equations of a sample of them."""
+    first PATHS_PREVIEW paths and how many more), and the delta form.  A network of more
+    than PAGE_CHAIN_PARAMETERS parameters has the equations of a sample of them."""
     s, d = w.style, w.d
     add = doc.blocks.append
     add(Heading(1, [Text(m("chain_rule"))]))
     add(Paragraph([Text(m("chain_intro"))], "note"))
     written = set(d.gradients)
-    if pages and len(written) > PAGE_CHAIN_PARAMETERS:
+    if len(written) > PAGE_CHAIN_PARAMETERS:
         written = set(_spread(list(d.gradients), PAGE_CHAIN_SAMPLE))
         add(Paragraph([Text(m("pdf_more_parameters", shown=len(written), count=len(d.gradients)))], "note"))
     for name, gradient in d.gradients.items():
-        add(Heading(2, [Math(s.name(name))]))
-        add(Paragraph(_msg(m, "path_count", count=gradient.path_count, name=Math(s.name(name))), "note"))
-        if name not in written:
+        count = Paragraph(_msg(m, "path_count", count=gradient.path_count, name=Math(s.name(name))), "note")
+        if name not in written:  # its count of paths only: the table of gradients has its value
+            add(count)
             continue
+        add(Heading(2, [Math(s.name(name))]))
+        add(count)
         if gradient.path_count == 0:
             add(Paragraph(_msg(m, "no_paths", name=Math(s.name(name)))))
             continue
