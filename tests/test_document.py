@@ -26,7 +26,6 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -163,8 +162,6 @@ def test_a_network_carries_the_same_facts_and_summarizes_its_path_sums(net3442: 
     assert out.count("more paths") == 12  # the 12 weights of the first layer
 
 
-@pytest.mark.skipif(not os.environ.get("EXPLAIN_SLOW_TESTS"),
-                    reason="about 25 s (five documents of 484 parameters); set EXPLAIN_SLOW_TESTS=1")
 def test_an_8_16_16_4_network_carries_the_same_facts(tmp_path: Path) -> None:
     check_same_facts(explain.solve(network(tmp_path, [8, 16, 16, 4]), verify=False))
 
