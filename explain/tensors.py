@@ -20,6 +20,7 @@ derivation that comes later (``OPS[...].vjp``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -292,3 +293,17 @@ def build(text: str, symbols: Mapping[str, sp.Expr], tensors: Mapping[str, np.nd
         if entry.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
             raise ExplainError(where, f"{text!r} is not finite")
     return value
+
+
+_ENTRY_LABEL = re.compile(r"([A-Za-z]\w*)\s*((?:\[\s*\d+\s*(?:,\s*\d+\s*)*\])+)")
+
+
+def internal_key(text: str) -> str:
+    """An answer key with entries written as people write them, in internal names: ``dL/dW1[0,1]`` → ``dL/dW1_0_1``.
+
+    ``W1[0][1]`` is read as ``W1[0,1]``.
+    """
+    def name(match: re.Match[str]) -> str:
+        return entry_name(match.group(1), tuple(int(i) for i in re.findall(r"\d+", match.group(2))))
+
+    return _ENTRY_LABEL.sub(name, text)
