@@ -305,16 +305,16 @@ class _Reader:
     def tensor_leaf(self, name: str, value: list[Any], where: str, defined: dict[str, Any],
                     result: dict[str, float]) -> None:
         """A vector or matrix: one scalar leaf per entry (``W1_0_1``), its shape kept."""
-        from .tensors import leaf_entries, read_nested, symbol_array
+        from .i18n import message
+        from .tensors import entry_label, entry_name, read_nested, symbol_array
 
         array = read_nested(value, where)
-        for entry, number in leaf_entries(name, array).items():
+        for index in np.ndindex(array.shape):  # row-major, as the list is written
+            entry = entry_name(name, index)
             if entry in defined:
-                from .i18n import message
-
-                raise ExplainError(where, message("tensor_entry_taken", entry=entry, name=name, internal=entry))
-            result[entry] = number
-            defined[entry] = number
+                raise ExplainError(where, message("tensor_entry_taken", entry=entry_label(name, index), name=name,
+                                                  internal=entry))
+            result[entry] = defined[entry] = float(array[index])
         self.shapes[name] = array.shape
         self.tensors[name] = symbol_array(name, array.shape)
         self.leaf_tensors.add(name)

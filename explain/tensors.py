@@ -90,11 +90,6 @@ def _entry(value: Any, where: str, index: str) -> float:
     return float(value)
 
 
-def leaf_entries(name: str, array: np.ndarray) -> dict[str, float]:
-    """The scalar leaves of a tensor leaf, in row-major order: ``{"W1_0_0": 0.15, …}``."""
-    return {entry_name(name, index): float(array[index]) for index in np.ndindex(array.shape)}
-
-
 def symbol_array(name: str, shape: Shape) -> np.ndarray:
     """The tensor ``name`` as an object array of its entries' symbols."""
     out = np.empty(shape, dtype=object)
