@@ -338,6 +338,9 @@ class _Reader:
         for name, value in self.table(raw, "data").items():
             self.new_name("data", name, defined)
             where = self.where(f"[data] {name}")
+            if isinstance(value, list) and value and isinstance(value[0], list):
+                length = self.vector_column(name, value, where, length, defined, result)
+                continue
             if isinstance(value, list):
                 if not value:
                     raise ExplainError(where, "is an empty list")
@@ -360,6 +363,29 @@ class _Reader:
             result[name] = column
             defined[name] = column
         return result
+
+    def vector_column(self, name: str, value: list[Any], where: str, length: int | None,
+                      defined: dict[str, Any], result: dict[str, np.ndarray]) -> int:
+        """A data column of one vector per sample (each row a sample): entry j is the column ``x_j``."""
+        from .i18n import message
+        from .parse import MAX_VALUES
+        from .tensors import entry_label, entry_name, read_nested, symbol_array
+
+        rows = read_nested(value, where, limit=MAX_VALUES)
+        if rows.ndim != 2:
+            raise ExplainError(where, message("tensor_list_mixed"))
+        if length is not None and len(rows) != length:
+            raise ExplainError(where, f"has {len(rows)} values but the columns before it have {length}")
+        for j in range(rows.shape[1]):
+            entry = entry_name(name, (j,))
+            if entry in defined:
+                raise ExplainError(where, message("tensor_entry_taken", entry=entry_label(name, (j,)), name=name,
+                                                  internal=entry))
+            result[entry] = defined[entry] = np.ascontiguousarray(rows[:, j])
+        self.shapes[name] = (rows.shape[1],)
+        self.tensors[name] = symbol_array(name, (rows.shape[1],))
+        self.leaf_tensors.add(name)
+        return len(rows)
 
     def stages(self, raw: Mapping[str, Any], leaves: list[str], constants: Mapping[str, float]) -> list[Stage]:
         table = self.table(raw, "forward")

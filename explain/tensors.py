@@ -59,8 +59,8 @@ def shape_text(shape: Shape) -> str:
     return str(tuple(shape))
 
 
-def read_nested(value: list[Any], where: str) -> np.ndarray:
-    """A nested list of numbers as a float array of 1 or 2 dimensions (exit 2 otherwise)."""
+def read_nested(value: list[Any], where: str, limit: int = MAX_ENTRIES) -> np.ndarray:
+    """A nested list of numbers as a float array of 1 or 2 dimensions (exit 2 otherwise), at most ``limit`` entries."""
     if not value:
         raise ExplainError(where, message("tensor_list_empty"))
     if all(isinstance(v, list) for v in value):
@@ -79,8 +79,8 @@ def read_nested(value: list[Any], where: str) -> np.ndarray:
         raise ExplainError(where, message("tensor_list_mixed"))
     else:
         array = np.array([_entry(v, where, f"[{i}]") for i, v in enumerate(value)], dtype=float)
-    if array.size > MAX_ENTRIES:
-        raise ExplainError(where, message("tensor_too_many", count=array.size, limit=MAX_ENTRIES))
+    if array.size > limit:
+        raise ExplainError(where, message("tensor_too_many", count=array.size, limit=limit))
     return array
 
 

@@ -282,3 +282,31 @@ def test_scalar_files_refuse_matrix_syntax_outside_forward_tensors():
 def test_entry_names_that_collide_are_refused():
     with pytest.raises(ExplainError, match="W_0"):
         explain.loads('[values]\nW_0 = 1\n[parameters]\nW = [1, 2]\n[forward]\nL = "sum(W) + W_0"\n')
+
+
+# -- [data] columns of one vector per sample -----------------------------------------
+
+def test_vector_data_column_matches_torch_on_the_whole_batch():
+    problem = explain.load(EXAMPLES / "xor_vectors.toml")
+    assert problem.shapes["x"] == (2,) and problem.n_samples == 4
+    ours = _gradients(problem, {"W1": (2, 2), "b1": (2,), "w2": (2,)})
+    X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    Y = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+
+    def loss(W1, b1, w2, b2):
+        # The batch written as courses do, rows as samples: X @ W1.T.
+        return ((torch.sigmoid(torch.tanh(X @ W1.T + b1) @ w2 + b2) - Y) ** 2).mean()
+
+    theirs = _torch_gradients({"W1": [[0.5, -0.4], [0.3, 0.8]], "b1": [0.1, -0.1], "w2": [0.7, -0.6],
+                               "b2": 0.05}, loss)
+    _agree(ours, (theirs[0], {k: v for k, v in theirs[1].items() if k != "b2"}))
+    assert explain.derive(problem).gradients["b2"].value == pytest.approx(float(theirs[1]["b2"]), abs=TOL)
+
+
+@pytest.mark.parametrize("column, reason", [
+    ("[[1, 2], [3]]", "ragged"),
+    ("[[1, 2], [3, 4], [5, 6]]", "has 3 values but the columns before it have 2"),
+])
+def test_bad_vector_columns(column, reason):
+    with pytest.raises(ExplainError, match=reason):
+        explain.loads(f'[data]\ny = [1, 2]\nx = {column}\n[parameters]\nw = [1, 1]\n[forward]\nl = "(w @ x - y)**2"\n')
