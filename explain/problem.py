@@ -415,7 +415,7 @@ class _Reader:
                 raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
             from .tensors import uses_tensors
 
-            if uses_tensors(text, self.tensors, _words(text)):
+            if uses_tensors(text, self.tensors, _words(text), symbols):
                 result += self.tensor_stage(name, text, key, symbols, constants)
                 continue
             expr = parse_expression(text, symbols, self.where(key))

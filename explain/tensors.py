@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ import sympy as sp
 
 from .errors import ExplainError
 from .i18n import message
-from .parse import _SymbolicBuilder, _walk
+from .parse import Prebuilt, _SymbolicBuilder, _walk
 
 #: At most this many entries in one vector or matrix: each is a node of the scalar graph.
 MAX_ENTRIES = 4096
@@ -182,7 +182,7 @@ class TensorBuilder(_SymbolicBuilder):
 
     # -- functions ------------------------------------------------------------------
     def function_arity(self, func: str) -> tuple[int, int] | None:
-        if func in TENSOR_FUNCTIONS:
+        if func in TENSOR_FUNCTIONS and func not in self._names:  # a file's own name "mean" stays a name
             return TENSOR_FUNCTIONS[func]
         return super().function_arity(func)
 
@@ -266,9 +266,16 @@ def _clash(a: Shape, b: Shape) -> tuple[int, int]:
     return a[-1] if a else 1, b[-1] if b else 1
 
 
-def uses_tensors(text: str, tensors: Mapping[str, Any], words: frozenset[str]) -> bool:
-    """True when a stage must be built by :class:`TensorBuilder`: it names a tensor, uses @ or .T, or a tensor function."""
-    return bool(words & set(tensors)) or "@" in text or ".T" in text or bool(words & set(TENSOR_FUNCTIONS))
+def uses_tensors(text: str, tensors: Mapping[str, Any], words: frozenset[str], names: Collection[str]) -> bool:
+    """True when a stage must be built by :class:`TensorBuilder`: it names a tensor, uses @ or .T, or a tensor function.
+
+    A file's own name that is also a tensor function's (a value called ``mean``) keeps the
+    scalar path, so that every file valid before tensors reads as it did.
+    """
+    if isinstance(text, Prebuilt):  # [network]'s own sums of scalars
+        return False
+    functions = set(TENSOR_FUNCTIONS) - set(names)
+    return bool(words & set(tensors)) or "@" in text or ".T" in text or bool(words & functions)
 
 
 def build(text: str, symbols: Mapping[str, sp.Expr], tensors: Mapping[str, np.ndarray],

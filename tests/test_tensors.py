@@ -310,3 +310,9 @@ def test_vector_data_column_matches_torch_on_the_whole_batch():
 def test_bad_vector_columns(column, reason):
     with pytest.raises(ExplainError, match=reason):
         explain.loads(f'[data]\ny = [1, 2]\nx = {column}\n[parameters]\nw = [1, 1]\n[forward]\nl = "(w @ x - y)**2"\n')
+
+
+def test_files_naming_a_value_like_a_tensor_function_read_as_before():
+    # "mean" and "norm2" were valid names before tensors; a scalar file using them is unchanged.
+    problem = explain.loads('[values]\nmean = 2.0\n[parameters]\nnorm2 = 3.0\n[forward]\nL = "mean*norm2**2"\n')
+    assert explain.derive(problem).gradients["norm2"].value == pytest.approx(12.0)  # d(2·w²)/dw at 3
