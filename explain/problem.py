@@ -318,6 +318,7 @@ class _Reader:
         self.shapes[name] = array.shape
         self.tensors[name] = symbol_array(name, array.shape)
         self.leaf_tensors.add(name)
+        defined[name] = array  # the name is taken, so that no later table defines it again
 
     def number(self, value: Any, where: str, defined: Mapping[str, Any]) -> Any:
         if isinstance(value, bool):
@@ -385,6 +386,7 @@ class _Reader:
         self.shapes[name] = (rows.shape[1],)
         self.tensors[name] = symbol_array(name, (rows.shape[1],))
         self.leaf_tensors.add(name)
+        defined[name] = rows  # the name is taken, so that no later table defines it again
         return len(rows)
 
     def stages(self, raw: Mapping[str, Any], leaves: list[str], constants: Mapping[str, float]) -> list[Stage]:
@@ -392,6 +394,10 @@ class _Reader:
         if not table:
             raise self.fail("[forward]", "a problem needs at least one forward stage")
         symbols = {n: sp.Symbol(n, real=True) for n in leaves}
+        for name in table:  # before the order check, which would call a vector W used early "defined after"
+            if name in self.tensors:
+                raise self.fail(f"[forward] {name}", "is defined twice (names must be unique across values, data, "
+                                                     "parameters and stages)")
         later = set(table)
         result: list[Stage] = []
         for name, text in table.items():
@@ -411,8 +417,6 @@ class _Reader:
                     raise self.fail(key, f"uses {other!r}, which is defined after it; stages must be in order (no cycles)")
             if _mentions(text, name):
                 raise self.fail(key, "uses itself; stages must not form cycles")
-            if name in self.tensors:
-                raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
             from .tensors import uses_tensors
 
             if uses_tensors(text, self.tensors, _words(text), symbols):
@@ -467,7 +471,7 @@ class _Reader:
             key = f"[cost] {name}"
             if not is_valid_name(name):
                 raise self.fail(key, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
-            if name in symbols:
+            if name in symbols or name in self.tensors:
                 raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
             if not isinstance(text, str):
                 raise self.fail(key, "must be an expression in quotes")

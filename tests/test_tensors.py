@@ -316,3 +316,12 @@ def test_files_naming_a_value_like_a_tensor_function_read_as_before():
     # "mean" and "norm2" were valid names before tensors; a scalar file using them is unchanged.
     problem = explain.loads('[values]\nmean = 2.0\n[parameters]\nnorm2 = 3.0\n[forward]\nL = "mean*norm2**2"\n')
     assert explain.derive(problem).gradients["norm2"].value == pytest.approx(12.0)  # d(2·w²)/dw at 3
+
+
+@pytest.mark.parametrize("text", [
+    '[values]\nW = [1, 2]\n[parameters]\nW = 3\n[forward]\nL = "W*2"\n',
+    '[parameters]\nW = [1, 2]\n[forward]\nz = "sum(W)"\nW = "z*2"\n',
+])
+def test_a_vector_name_cannot_be_defined_again(text):
+    with pytest.raises(ExplainError, match="defined twice"):
+        explain.loads(text)
