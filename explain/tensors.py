@@ -192,6 +192,8 @@ class TensorBuilder(_SymbolicBuilder):
             return _map(lambda *entries: scalar(func, list(entries)), *self._broadcast_all(func, args))
         if func in ("sum", "mean"):
             v = args[0]
+            if v.ndim == 0:
+                raise ValueError(message("tensor_reduce_number", func=func))
             if len(args) == 2:
                 if v.ndim == 0:
                     raise ValueError(message("tensor_axis", func=func, last=-1))
@@ -269,13 +271,13 @@ def _clash(a: Shape, b: Shape) -> tuple[int, int]:
 def uses_tensors(text: str, tensors: Mapping[str, Any], words: frozenset[str], names: Collection[str]) -> bool:
     """True when a stage must be built by :class:`TensorBuilder`: it names a tensor, uses @ or .T, or a tensor function.
 
-    A file's own name that is also a tensor function's (a value called ``mean``) keeps the
-    scalar path, so that every file valid before tensors reads as it did.
+    A file without vectors reads as it did before them: its own name ``mean`` is a name.
     """
     if isinstance(text, Prebuilt):  # [network]'s own sums of scalars
         return False
-    functions = set(TENSOR_FUNCTIONS) - set(names)
-    return bool(words & set(tensors)) or "@" in text or ".T" in text or bool(words & functions)
+    # sum(), mean() … alone do not make a stage a tensor one: in a scalar file mean(l) in
+    # [forward] stays "unknown function" (reductions over the samples belong in [cost]).
+    return bool(words & set(tensors)) or "@" in text or ".T" in text
 
 
 def build(text: str, symbols: Mapping[str, sp.Expr], tensors: Mapping[str, np.ndarray],

@@ -325,3 +325,9 @@ def test_files_naming_a_value_like_a_tensor_function_read_as_before():
 def test_a_vector_name_cannot_be_defined_again(text):
     with pytest.raises(ExplainError, match="defined twice"):
         explain.loads(text)
+
+
+def test_mean_of_a_number_in_a_tensor_stage_is_refused():
+    # mean() in [forward] reduces a vector; of one number it would silently be the number itself.
+    with pytest.raises(ExplainError, match=r"mean\(\) of a single number"):
+        explain.loads('[parameters]\nW = [1, 2]\nw = 3\n[forward]\nL = "sum(W) + mean(w)"\n')
