@@ -433,8 +433,10 @@ class Grader:
         return cache[key]  # type: ignore[no-any-return]
 
     def _quantity(self, key: str) -> Quantity | None:
+        from .tensors import internal_key
+
         g = self.graph
-        key = key.strip()
+        key = internal_key(key.strip())  # dL/dW1[0,1]: an entry of a matrix, named W1_0_1 inside
         if match := _GRAD_KEY.match(key):
             of, wrt = match.groups()
             return Quantity("grad", wrt) if of in self.loss_names and wrt in g.reaches_loss else None

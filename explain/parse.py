@@ -74,6 +74,14 @@ class _Builder(Generic[T]):
     def call(self, func: str, args: list[T]) -> T:
         raise NotImplementedError
 
+    def matmul(self, left: T, right: T) -> T:
+        """``a @ b``: only where values may be vectors or matrices (:mod:`explain.tensors`)."""
+        raise ValueError(message("tensor_matmul_scalar"))
+
+    def transpose(self, operand: T) -> T:
+        """``a.T``: only where values may be vectors or matrices (:mod:`explain.tensors`)."""
+        raise ValueError(message("tensor_transpose_scalar"))
+
     def function_arity(self, func: str) -> tuple[int, int] | None:
         """(min, max) number of arguments of an allowed function, or None."""
         raise NotImplementedError
@@ -167,6 +175,12 @@ def _walk(text: str, builder: _Builder[T], where: str) -> T:
             return builder.negate(operand) if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.Call):
             return visit_call(node, depth)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            left = visit(node.left, depth + 1)
+            return builder.matmul(left, visit(node.right, depth + 1))
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            # .T (transpose) is the one attribute there is; every other stays refused below.
+            return builder.transpose(visit(node.value, depth + 1))
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
             raise ExplainError(where, f"{message('parse_caret')} ({_short(text)})")
         raise ExplainError(where, f"{_describe(node)} is not allowed in an expression ({_short(text)})")

@@ -96,6 +96,10 @@ class Problem:
     seed: int | None = None
     source: str = "<problem>"
     check: CheckConfig = field(default_factory=CheckConfig)
+    #: The shape of each vector or matrix, leaf or stage, by the name the user wrote
+    #: (``{"W1": (2, 2), "z1": (2,)}``); its entries are the scalar leaves and stages
+    #: ``W1_0_0`` … (:mod:`explain.tensors`).  Kept for the matrix-form derivation.
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.loss and self.stages:
@@ -155,6 +159,10 @@ class _Reader:
         self.source = source
         self._rng: np.random.Generator | None = None
         self.seed: int | None = None
+        # Vectors and matrices: their shapes, and their entries' symbols for TensorBuilder.
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.tensors: dict[str, np.ndarray] = {}
+        self.leaf_tensors: set[str] = set()
 
     def where(self, key: str) -> str:
         return located(self.source, key)
@@ -198,7 +206,7 @@ class _Reader:
         parameters = self.scalars(raw, "parameters", defined)
         if not parameters:
             raise self.fail("[parameters]", "a problem needs at least one trainable parameter")
-        stages = self.stages(raw, [*values, *data, *parameters])
+        stages = self.stages(raw, [*values, *data, *parameters], values)
         if "cost" in raw:
             if not data:
                 raise self.fail("[cost]", "only applies to data problems: it is computed once, after the "
@@ -209,7 +217,14 @@ class _Reader:
             stages += self.cost(raw, [*values, *data, *parameters], stages, set(data))
         stage_names = [s.name for s in stages]
 
-        loss = raw.get("loss", stage_names[-1])
+        written = [*self.table(raw, "forward"), *self.table(raw, "cost")]
+        loss = raw.get("loss", written[-1])
+        if isinstance(loss, str) and loss in self.tensors and loss not in self.leaf_tensors:
+            from .i18n import message
+            from .tensors import shape_text
+
+            raise self.fail("loss" if "loss" in raw else f"[forward] {loss}",
+                            message("tensor_loss_shape", name=loss, shape=shape_text(self.shapes[loss])))
         if not isinstance(loss, str) or loss not in stage_names:
             raise self.fail("loss", f"must name one of the [forward] stages ({', '.join(stage_names)}), got {loss!r}")
         if "cost" in raw and loss in raw.get("forward", {}):
@@ -225,7 +240,7 @@ class _Reader:
         return Problem(
             title=title, description=description, values=values, data=data,
             parameters=parameters, stages=stages, loss=loss, reduction=reduction,
-            train=train, seed=seed, source=self.source, check=self.check(raw),
+            train=train, seed=seed, source=self.source, check=self.check(raw), shapes=dict(self.shapes),
         )
 
     def check(self, raw: Mapping[str, Any]) -> CheckConfig:
@@ -277,12 +292,33 @@ class _Reader:
         for name, value in self.table(raw, section).items():
             self.new_name(section, name, defined)
             where = self.where(f"[{section}] {name}")
+            if isinstance(value, list):
+                self.tensor_leaf(name, value, where, defined, result)
+                continue
             number = self.number(value, where, defined)
             if isinstance(number, np.ndarray):
                 raise ExplainError(where, "must be a single number; lists of samples belong in [data]")
             result[name] = number
             defined[name] = number
         return result
+
+    def tensor_leaf(self, name: str, value: list[Any], where: str, defined: dict[str, Any],
+                    result: dict[str, float]) -> None:
+        """A vector or matrix: one scalar leaf per entry (``W1_0_1``), its shape kept."""
+        from .i18n import message
+        from .tensors import entry_label, entry_name, read_nested, symbol_array
+
+        array = read_nested(value, where)
+        for index in np.ndindex(array.shape):  # row-major, as the list is written
+            entry = entry_name(name, index)
+            if entry in defined:
+                raise ExplainError(where, message("tensor_entry_taken", entry=entry_label(name, index), name=name,
+                                                  internal=entry))
+            result[entry] = defined[entry] = float(array[index])
+        self.shapes[name] = array.shape
+        self.tensors[name] = symbol_array(name, array.shape)
+        self.leaf_tensors.add(name)
+        defined[name] = array  # the name is taken, so that no later table defines it again
 
     def number(self, value: Any, where: str, defined: Mapping[str, Any]) -> Any:
         if isinstance(value, bool):
@@ -303,6 +339,9 @@ class _Reader:
         for name, value in self.table(raw, "data").items():
             self.new_name("data", name, defined)
             where = self.where(f"[data] {name}")
+            if isinstance(value, list) and value and isinstance(value[0], list):
+                length = self.vector_column(name, value, where, length, defined, result)
+                continue
             if isinstance(value, list):
                 if not value:
                     raise ExplainError(where, "is an empty list")
@@ -326,11 +365,39 @@ class _Reader:
             defined[name] = column
         return result
 
-    def stages(self, raw: Mapping[str, Any], leaves: list[str]) -> list[Stage]:
+    def vector_column(self, name: str, value: list[Any], where: str, length: int | None,
+                      defined: dict[str, Any], result: dict[str, np.ndarray]) -> int:
+        """A data column of one vector per sample (each row a sample): entry j is the column ``x_j``."""
+        from .i18n import message
+        from .parse import MAX_VALUES
+        from .tensors import entry_label, entry_name, read_nested, symbol_array
+
+        rows = read_nested(value, where, limit=MAX_VALUES)
+        if rows.ndim != 2:
+            raise ExplainError(where, message("tensor_list_mixed"))
+        if length is not None and len(rows) != length:
+            raise ExplainError(where, f"has {len(rows)} values but the columns before it have {length}")
+        for j in range(rows.shape[1]):
+            entry = entry_name(name, (j,))
+            if entry in defined:
+                raise ExplainError(where, message("tensor_entry_taken", entry=entry_label(name, (j,)), name=name,
+                                                  internal=entry))
+            result[entry] = defined[entry] = np.ascontiguousarray(rows[:, j])
+        self.shapes[name] = (rows.shape[1],)
+        self.tensors[name] = symbol_array(name, (rows.shape[1],))
+        self.leaf_tensors.add(name)
+        defined[name] = rows  # the name is taken, so that no later table defines it again
+        return len(rows)
+
+    def stages(self, raw: Mapping[str, Any], leaves: list[str], constants: Mapping[str, float]) -> list[Stage]:
         table = self.table(raw, "forward")
         if not table:
             raise self.fail("[forward]", "a problem needs at least one forward stage")
         symbols = {n: sp.Symbol(n, real=True) for n in leaves}
+        for name in table:  # before the order check, which would call a vector W used early "defined after"
+            if name in self.tensors:
+                raise self.fail(f"[forward] {name}", "is defined twice (names must be unique across values, data, "
+                                                     "parameters and stages)")
         later = set(table)
         result: list[Stage] = []
         for name, text in table.items():
@@ -350,10 +417,37 @@ class _Reader:
                     raise self.fail(key, f"uses {other!r}, which is defined after it; stages must be in order (no cycles)")
             if _mentions(text, name):
                 raise self.fail(key, "uses itself; stages must not form cycles")
+            from .tensors import uses_tensors
+
+            if uses_tensors(text, self.tensors, _words(text), symbols):
+                result += self.tensor_stage(name, text, key, symbols, constants)
+                continue
             expr = parse_expression(text, symbols, self.where(key))
             result.append(Stage(name, expr, text))
             symbols[name] = sp.Symbol(name, real=True)
         return result
+
+    def tensor_stage(self, name: str, text: str, key: str, symbols: dict[str, sp.Expr],
+                     constants: Mapping[str, float]) -> list[Stage]:
+        """A stage built over vectors and matrices: one scalar stage per entry of its value."""
+        from .i18n import message
+        from .tensors import build, entry_label, entry_name, symbol_array
+
+        value = build(text, symbols, self.tensors, constants, self.where(key))
+        if value.ndim == 0:
+            symbols[name] = sp.Symbol(name, real=True)
+            return [Stage(name, value[()], text)]
+        stages = []
+        for index in np.ndindex(value.shape):
+            entry = entry_name(name, index)
+            if entry in symbols:
+                raise self.fail(key, message("tensor_entry_taken", entry=entry_label(name, index), name=name,
+                                             internal=entry))
+            stages.append(Stage(entry, value[index], f"({text}){entry_label('', index)}"))
+            symbols[entry] = sp.Symbol(entry, real=True)
+        self.shapes[name] = value.shape
+        self.tensors[name] = symbol_array(name, value.shape)
+        return stages
 
     def cost(self, raw: Mapping[str, Any], leaves: list[str], stages: list[Stage], data: set[str]) -> list[Stage]:
         """The ``[cost]`` stages: computed once, after reducing per-sample stages with mean() or sum().
@@ -377,7 +471,7 @@ class _Reader:
             key = f"[cost] {name}"
             if not is_valid_name(name):
                 raise self.fail(key, "is not a valid name (letters, digits and '_', starting with a letter; not a function or constant name)")
-            if name in symbols:
+            if name in symbols or name in self.tensors:
                 raise self.fail(key, "is defined twice (names must be unique across values, data, parameters and stages)")
             if not isinstance(text, str):
                 raise self.fail(key, "must be an expression in quotes")

@@ -55,7 +55,8 @@ BAD_PROBLEMS = [
     ("division_by_zero", GOOD.replace("w*x", "w/0"), ["division by zero"]),
     ("infinite_value", GOOD.replace("x = 0.5", "x = inf"), ["[values] x", "finite"]),
     ("bool_value", GOOD.replace("x = 0.5", "x = true"), ["[values] x", "true/false"]),
-    ("list_in_values", GOOD.replace("x = 0.5", "x = [1, 2]"), ["[values] x", "[data]"]),
+    # A list in [values] is a vector now (issue 12): w*x is a vector, and the loss must be a number.
+    ("list_in_values", GOOD.replace("x = 0.5", "x = [1, 2]"), ["[forward] L", "shape (2,)", "[data]"]),
     ("bad_name", GOOD.replace("x = 0.5", '"2x" = 0.5'), ["not a valid name"]),
     ("function_as_name", GOOD.replace("x = 0.5", "exp = 0.5").replace("w*x", "w"), ["[values] exp", "not a valid name"]),
     ("ragged_data", "[data]\nx=[1,2,3]\ny=[1,2]\n[parameters]\nw=1\n[forward]\nL='(w*x-y)**2'\n", ["[data] y", "has 2 values"]),

@@ -33,6 +33,7 @@ LAYER_OF = {
     # the problem, its Graph, the operations table, the derivation
     "explain.written": "core", "explain.functions": "core", "explain.parse": "core",
     "explain.placement": "core", "explain.networks": "core", "explain.problem": "core", "explain.stage": "core",
+    "explain.tensors": "core",
     "explain.graph": "core", "explain.compile": "core", "explain.finite": "core", "explain.highprecision": "core",
     "explain.derivation": "core", "explain.optimizers": "core",
     # SymPy printers of math: the renderers print with them, and a diagnosis prints a formula
