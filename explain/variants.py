@@ -81,14 +81,15 @@ def make_variants(path: str | Path, n: int, seed: int = 1) -> list[Variant]:
     loads(text, source)  # the original must be valid before anything is drawn
     raw = tomllib.loads(text)
     width = max(2, len(str(n)))
-    return [_variant(raw, Path(path).name, seed, k, f"variant_{k:0{width}d}") for k in range(1, n + 1)]
+    return [_variant(text, raw, Path(path).name, seed, k, f"variant_{k:0{width}d}") for k in range(1, n + 1)]
 
 
-def _variant(raw: Mapping[str, Any], origin: str, seed: int, k: int, name: str) -> Variant:
+def _variant(original: str, raw: Mapping[str, Any], origin: str, seed: int, k: int, name: str) -> Variant:
     rng = np.random.default_rng([seed, k])
     for _ in range(TRIES):
         drawn = _redraw(raw, rng, k)
-        text = f"# Variant {k} of {origin}, drawn by: explain variants {origin} --seed {seed}\n" + dumps_toml(drawn)
+        text = (f"# Variant {k} of {origin}, drawn by: explain variants {origin} --seed {seed}\n"
+                + rewrite_toml(original, raw, drawn))
         try:
             problem = loads(text, f"{name}.toml")
             derivation = derive(problem)
@@ -204,79 +205,29 @@ def _plain(value: Any) -> Any:
     return float(a) if a.ndim == 0 else [float(x) for x in a]
 
 
-# -- writing TOML (tomllib only reads) ---------------------------------------------------
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
+# -- writing TOML: the teacher's own file, with the drawn numbers ---------------------------
+def rewrite_toml(original: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The text of ``original`` (parsed as ``old``) with every value that differs in ``new``
+    replaced, through tomlkit: the teacher's layout, comments and key order are kept, so a
+    student's variant reads like the sheet it was drawn from."""
+    import tomlkit
+
+    document = tomlkit.parse(original)
+    _update(document, old, new)
+    return tomlkit.dumps(document)
 
 
-def dumps_toml(data: Mapping[str, Any]) -> str:
-    """TOML text for plain data: strings, numbers, booleans, lists, tables, arrays of tables.
-
-    Top-level values come first, then each table as ``[name]`` (nested ones as
-    ``[a.b]``) and each list of tables as ``[[name]]``, in the data's order.
-    """
-    lines: list[str] = []
-    _table(lines, (), data)
-    return "\n".join(lines).strip("\n") + "\n"
-
-
-def _table(lines: list[str], path: tuple[str, ...], table: Mapping[str, Any]) -> None:
-    for key, value in table.items():
-        if not _is_table(value) and not _is_table_array(value):
-            lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in table.items():
-        inner = (*path, key)
-        if _is_table(value):
-            lines += ["", f"[{'.'.join(_key(p) for p in inner)}]"]
-            _table(lines, inner, value)
-        elif _is_table_array(value):
-            for item in value:
-                lines += ["", f"[[{'.'.join(_key(p) for p in inner)}]]"]
-                _table(lines, inner, item)
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, Mapping)
+def _update(node: Any, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            _update(node[key], before, value)
+        elif _is_table_array(value) and _is_table_array(before) and len(value) == len(before):
+            for i, (item, was) in enumerate(zip(value, before)):
+                _update(node[key][i], was, item)
+        elif key not in old or value != before:
+            node[key] = value
 
 
 def _is_table_array(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
-
-
-def _key(key: str) -> str:
-    return key if _BARE.fullmatch(key) else _string(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    raise ExplainError("variants", f"cannot write {type(value).__name__} as TOML")
-
-
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
-
-
-def _string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
-    out = []
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'

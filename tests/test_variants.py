@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -13,7 +14,7 @@ from explain.check import check
 from explain.derivation import derive
 from explain.errors import ExplainError
 from explain.problem import load, loads
-from explain.variants import dumps_toml, make_variants
+from explain.variants import make_variants, rewrite_toml
 
 from .conftest import EXAMPLES, run_cli
 
@@ -98,15 +99,32 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
         make_variants(NETWORK, 0)
 
 
-def test_toml_writer_round_trips_awkward_text():
-    data = {
-        "title": 'He said "hi" \\ back\nand\ttabbed \u0001 ünïcode ∂E/∂w 🙂',
-        "seed": 3,
-        "flag": True,
-        "x": -1.5e-07,
-        "values": {"a": 0.25, "weird key": 1, "dE/dw": 2.0},
-        "train": {"learning_rate": 0.1, "predict": {"x": 4}},
-        "network": {"inputs": [0.1, 0.2], "layers": [{"units": 2, "weights": [[1.0, 2.0], [3.0, 4.0]]},
-                                                     {"units": 1, "bias": [0.5]}]},
-    }
-    assert tomllib.loads(dumps_toml(data)) == data
+def test_the_teachers_file_is_rewritten_with_its_comments_and_awkward_text_kept():
+    original = (
+        '# Homework 3, question 2\n'
+        'title = "He said \\"hi\\" \\\\ back\\nand\\ttabbed \\u0001 ünïcode ∂E/∂w 🙂"\n'
+        'seed = 3\n'
+        '[values]\n'
+        'a = 0.25          # the rate from the lecture\n'
+        '"weird key" = 1\n'
+        '[network]\n'
+        'inputs = [0.1, 0.2]\n'
+        '[[network.layers]]\n'
+        'units = 2\n'
+        'weights = [[1.0, 2.0], [3.0, 4.0]]\n'
+        '[[network.layers]]\n'
+        'units = 1\n'
+        'bias = [0.5]\n')
+    old = tomllib.loads(original)
+    new = copy.deepcopy(old)
+    new["title"] += " (variant 1)"
+    new["values"]["a"] = 0.3
+    new["network"]["layers"][0]["weights"] = [[1.1, 2.2], [3.3, -4.4]]
+    new["network"]["layers"][1]["bias"] = [float("nan")]
+    text = rewrite_toml(original, old, new)
+    back = tomllib.loads(text)
+    assert math.isnan(back["network"]["layers"][1].pop("bias")[0])
+    new["network"]["layers"][1].pop("bias")
+    assert back == new
+    assert "# Homework 3, question 2" in text and "# the rate from the lecture" in text  # the teacher's words
+    assert text.index("[values]") < text.index("[network]")  # and order
