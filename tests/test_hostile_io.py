@@ -369,9 +369,13 @@ def test_sigterm_to_parallel_check_stops_its_workers_and_exits_143(tmp_path):
 def test_sigint_exits_130_and_leaves_no_partial_output(tmp_path):
     paths = _answer_files(tmp_path, 400)
     report, out = tmp_path / "r.csv", tmp_path / "out.txt"
+    # Ctrl-C as a terminal sends it.  A test run started in the background (`… &` in a
+    # script) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+    # handler at all: the child gets SIGINT's default disposition back, as a terminal's would.
     proc = subprocess.Popen([sys.executable, "-m", "explain", "check", str(NETWORK), *paths, "--jobs", "1",
                              "--report", str(report), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for_main(proc)
         time.sleep(1)  # inside the grading
