@@ -14,7 +14,8 @@ import pytest
 
 import explain
 from explain.render.mathprint import TypstMath
-from explain.render.pdf import PDF_PATHS_SHOWN, write_pdf
+from explain.render.document import PATHS_PREVIEW
+from explain.render.pdf import write_pdf
 from explain.render.typst import MIN_TEXT, split_factors
 
 typst = pytest.importorskip("typst")
@@ -112,7 +113,7 @@ def test_network_pdf_summarizes_long_path_sums(network: tuple[explain.Solution, 
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     # 3 inputs → 4 → 4 → 2: from a first-layer weight, 4 · 2 = 8 paths to the loss (counted by hand).
     assert solution.derivation.gradients["w1"].path_count == 8
-    assert f"… {8 - PDF_PATHS_SHOWN} more paths, see the delta form" in text
+    assert f"… {8 - PATHS_PREVIEW} more paths, see the delta form" in text
     pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
                                                              text=True).stdout).group(1))
     assert pages <= 34  # 34 before, at 3 pt; readable now, and no longer

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +113,6 @@ class Table:
     header: list[Cell]
     rows: list[list[Cell]]
     align: str  # one letter per column: l, c, r
-    size: str = "normal"  # normal | small
 
 
 @dataclass
@@ -182,11 +181,10 @@ def parse_sections(sections: str | Iterable[str] | None) -> tuple[str, ...]:
 
 
 # -- splitting long equations ---------------------------------------------------------
-def split_terms(s: str) -> tuple[str, ...]:
-    """Cut printed math at its top-level ``+`` and ``-`` signs: ``a + (b - c) - d`` →
-    ``a``, ``+ (b - c)``, ``- d``.  Brackets, braces and quoted strings are kept whole."""
-    terms: list[str] = []
-    depth, start, i, quoted = 0, 0, 0, False
+def top_level(s: str) -> Iterator[int]:
+    """The positions of the characters of printed math outside brackets, braces and quoted
+    strings (a backslash in a string escapes the next character)."""
+    depth, i, quoted = 0, 0, False
     while i < len(s):
         c = s[i]
         if quoted:
@@ -200,10 +198,20 @@ def split_terms(s: str) -> tuple[str, ...]:
             depth += 1
         elif c in ")]}":
             depth -= 1
-        elif depth == 0 and c in "+-" and s[i - 1:i] == " " and s[i + 1:i + 2] == " " and i > 1:
+        elif depth == 0:
+            yield i
+        i += 1
+
+
+def split_terms(s: str) -> tuple[str, ...]:
+    """Cut printed math at its top-level ``+`` and ``-`` signs: ``a + (b - c) - d`` →
+    ``a``, ``+ (b - c)``, ``- d``.  Brackets, braces and quoted strings are kept whole."""
+    terms: list[str] = []
+    start = 0
+    for i in top_level(s):
+        if s[i] in "+-" and s[i - 1:i] == " " and s[i + 1:i + 2] == " " and i > 1:
             terms.append(s[start:i - 1])
             start = i
-        i += 1
     terms.append(s[start:])
     return tuple(t for t in terms if t)
 

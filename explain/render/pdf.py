@@ -26,13 +26,9 @@ from ..i18n import Messages
 # The document model moved to explain.render.document; its names stay importable from
 # here for the printers and callers that know them under this module.
 from .document import (  # noqa: F401
-    DATA_ROWS, HISTORY_COLUMNS, HISTORY_ROWS, PATHS_PREVIEW, PATHS_SHOWN, PLOT_POINTS, Block, Cell, Document, Eq,
+    DATA_ROWS, HISTORY_COLUMNS, HISTORY_ROWS, PATHS_SHOWN, PLOT_POINTS, Block, Cell, Document, Eq,
     Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot, Series, Table, Text, axis, build_document,
     loss_plot, outline, split_terms)
-
-#: The PDF's cap on written-out path sums, now the document's (every format the same).
-PDF_PATHS = PATHS_SHOWN
-PDF_PATHS_SHOWN = PATHS_PREVIEW
 
 
 # -- the PDF --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ..i18n import Messages
 from .fonts import CjkFont, find_cjk_font
 from .mathprint import TypstMath, typst_string
 from .document import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math, Paragraph, Plot,
-                       Table, Text, axis, outline, split_terms)
+                       Table, Text, axis, outline, split_terms, top_level)
 
 #: Latin text and math: the fonts Typst brings with it, so English needs no system font.
 LATIN_FONT = "New Computer Modern"
@@ -225,50 +225,18 @@ def _display_box(src: str, after: bool = False) -> str:
 
 def _top_level(src: str) -> str:
     """The characters of printed math outside brackets and strings."""
-    out, depth, quoted, i = [], 0, False, 0
-    while i < len(src):
-        c = src[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0:
-            out.append(c)
-        i += 1
-    return "".join(out)
+    return "".join(src[i] for i in top_level(src))
 
 
 def split_factors(term: str) -> list[str]:
     """Cut a printed Typst term at its top-level products: ``a dot (b + c) dot d`` →
     ``a``, ``dot (b + c)``, ``dot d``.  Brackets and quoted strings are kept whole."""
     pieces: list[str] = []
-    depth, start, i, quoted = 0, 0, 0, False
-    while i < len(term):
-        c = term[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0 and term.startswith(" dot ", i) and i > 0:
+    start = 0
+    for i in top_level(term):
+        if i > 0 and term.startswith(" dot ", i):
             pieces.append(term[start:i])
             start = i + 1
-            i += 4
-            continue
-        i += 1
     pieces.append(term[start:])
     return [p for p in pieces if p.strip()]
 
