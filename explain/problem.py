@@ -100,6 +100,10 @@ class Problem:
     #: (``{"W1": (2, 2), "z1": (2,)}``); its entries are the scalar leaves and stages
     #: ``W1_0_0`` … (:mod:`explain.tensors`).  Kept for the matrix-form derivation.
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: The tensor stages as written, in order, before their expansion into entries
+    #: (``{"z1": "W1 @ x + b1"}``): the matrix-form derivation reads them
+    #: (:mod:`explain.tensorgraph`).  Scalar stages keep their text on :class:`Stage`.
+    tensor_texts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.loss and self.stages:
@@ -163,6 +167,7 @@ class _Reader:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.tensors: dict[str, np.ndarray] = {}
         self.leaf_tensors: set[str] = set()
+        self.tensor_texts: dict[str, str] = {}
 
     def where(self, key: str) -> str:
         return located(self.source, key)
@@ -241,6 +246,7 @@ class _Reader:
             title=title, description=description, values=values, data=data,
             parameters=parameters, stages=stages, loss=loss, reduction=reduction,
             train=train, seed=seed, source=self.source, check=self.check(raw), shapes=dict(self.shapes),
+            tensor_texts=dict(self.tensor_texts),
         )
 
     def check(self, raw: Mapping[str, Any]) -> CheckConfig:
@@ -434,6 +440,7 @@ class _Reader:
         from .tensors import build, entry_label, entry_name, symbol_array
 
         value = build(text, symbols, self.tensors, constants, self.where(key))
+        self.tensor_texts[name] = text
         if value.ndim == 0:
             symbols[name] = sp.Symbol(name, real=True)
             return [Stage(name, value[()], text)]
