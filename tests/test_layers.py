@@ -33,7 +33,7 @@ LAYER_OF = {
     # the problem, its Graph, the operations table, the derivation
     "explain.written": "core", "explain.functions": "core", "explain.parse": "core",
     "explain.placement": "core", "explain.networks": "core", "explain.problem": "core", "explain.stage": "core",
-    "explain.tensors": "core",
+    "explain.tensors": "core", "explain.tensorgraph": "core",
     "explain.graph": "core", "explain.compile": "core", "explain.finite": "core", "explain.highprecision": "core",
     "explain.derivation": "core", "explain.optimizers": "core",
     # SymPy printers of math: the renderers print with them, and a diagnosis prints a formula
@@ -43,6 +43,7 @@ LAYER_OF = {
     "explain.followthrough": "analysis", "explain.check": "analysis", "explain.classreport": "analysis",
     "explain.variants": "analysis", "explain.broadcast": "analysis", "explain.roster": "analysis",
     "explain.optim_torch": "analysis", "explain.later_steps": "analysis", "explain.trajectory": "analysis",
+    "explain.tensorverify": "analysis",
     # what users call and what prints results
     "explain": "api/render", "explain.api": "api/render", "explain.render": "api/render",
     "explain.render.*": "api/render",
