@@ -82,9 +82,9 @@ class TNode:
             stack.extend(node.args)
         return found
 
-    def text(self) -> str:
-        """The formula in plain text (``dL/dz1 @ x.T``): :mod:`explain.render` prints it in other formats."""
-        return print_text(self)
+    def text(self, loss: str = "L") -> str:
+        """The formula in plain text (``dL/dz1 x^T``): :mod:`explain.render` prints it in other formats."""
+        return print_text(self, loss)
 
     def __repr__(self) -> str:
         return f"TNode({self.text()!r}, shape={self.shape}{', batched' if self.batched else ''})"
@@ -381,17 +381,30 @@ def _from_sympy(expr: sp.Expr, names: Mapping[str, TNode]) -> TNode:
     kind = reduction_kind(expr)
     if kind is not None:
         return TNode(f"sample_{kind}", (_from_sympy(expr.args[0], names),), ())
-    args = [_from_sympy(a, names) for a in expr.args]
-    if isinstance(expr, sp.Add):
-        out = args[0]
-        for a in args[1:]:
-            out = binary("add", out, a)
+    if isinstance(expr, sp.Add):  # written with minus signs where SymPy keeps −1 factors
+        terms = list(expr.as_ordered_terms())
+        out = _from_sympy(terms[0], names)
+        for term in terms[1:]:
+            coeff, rest = term.as_coeff_Mul()
+            if coeff.is_negative:
+                out = binary("sub", out, _from_sympy(-coeff * rest, names))
+            else:
+                out = binary("add", out, _from_sympy(term, names))
         return out
     if isinstance(expr, sp.Mul):
-        out = args[0]
-        for a in args[1:]:
+        numerator, denominator = expr.as_numer_denom()
+        if denominator != 1:
+            return binary("div", _from_sympy(numerator, names), _from_sympy(denominator, names))
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff == -1:
+            inner = _from_sympy(rest, names)
+            return TNode("neg", (inner,), inner.shape, inner.batched)
+        factors = [_from_sympy(a, names) for a in expr.args]
+        out = factors[0]
+        for a in factors[1:]:
             out = binary("mul", out, a)
         return out
+    args = [_from_sympy(a, names) for a in expr.args]
     if isinstance(expr, sp.Pow):
         return binary("pow", *args)
     op = OPS.get(type(expr).__name__)
@@ -544,11 +557,33 @@ def _compute(node: TNode, xs: list[np.ndarray]) -> np.ndarray:  # noqa: C901 - o
 
 # -- the rules of the backward pass --------------------------------------------------------------
 def _mul(a: TNode, b: TNode) -> TNode:
-    if a.op == "const" and a.number == 1:
-        return b
-    if b.op == "const" and b.number == 1:
-        return a
+    """a·b, with numbers folded (½·2 is 1) so that a rule reads as a course writes it."""
+    if a.op == "const" and b.op == "const":
+        return const(a.number * b.number)
+    if b.op == "const":
+        a, b = b, a
+    if a.op == "const":
+        if a.number == 1:
+            return b
+        if b.op == "mul" and b.args[0].op == "const":
+            return _mul(_mul(a, b.args[0]), b.args[1])
+        if b.op == "neg":
+            return _neg(_mul(a, b.args[0]))
+        if a.number == -1:
+            return _neg(b)
+        return binary("mul", a, b)
+    # numbers first: 2 λ W, not λ 2 W
+    if b.op == "mul" and b.args[0].op == "const":
+        return _mul(b.args[0], _mul(a, b.args[1]))
+    if a.op == "mul" and a.args[0].op == "const":
+        return _mul(a.args[0], _mul(a.args[1], b))
     return binary("mul", a, b)
+
+
+def _div(a: TNode, b: TNode) -> TNode:
+    if a.op == "const" and b.op == "const" and b.number:
+        return const(a.number / b.number)
+    return binary("div", a, b)
 
 
 def _neg(a: TNode) -> TNode:
@@ -578,7 +613,7 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
         return [(0, _mul(g, b)), (1, _mul(g, a))]
     if op == "div":
         a, b = args
-        return [(0, binary("div", g, b)), (1, _neg(binary("div", _mul(g, a), binary("pow", b, const(2)))))]
+        return [(0, _div(g, b)), (1, _neg(_div(_mul(g, a), binary("pow", b, const(2)))))]
     if op == "pow":
         a, b = args
         if b.op == "const":
@@ -590,6 +625,8 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
         return [(0, transpose(g))]
     if op == "matmul":
         a, b = args
+        if g.shape != node.shape:  # the one number of a whole sum above: every entry gets it
+            g = _spread(g, node, None)
         if len(a.shape) == 2 and len(b.shape) == 2:
             return [(0, matmul(g, transpose(b))), (1, matmul(transpose(a), g))]
         if len(a.shape) == 2:  # W x: ∂L/∂W = δ xᵀ, ∂L/∂x = Wᵀ δ
@@ -597,12 +634,18 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
         if len(b.shape) == 2:  # xᵀ W (x a vector): ∂L/∂x = W δ, ∂L/∂W = x δᵀ
             return [(0, matmul(b, g)), (1, TNode("outer", (a, g), b.shape, a.batched or g.batched))]
         return [(0, _mul(g, b)), (1, _mul(g, a))]  # a · b of two vectors
+    if op == "f" and node.name == "log":  # δ/u reads better than δ·log′(u)
+        return [(0, _div(g, args[0]))]
+    if op == "f" and node.name == "exp":
+        return [(0, _mul(g, node))]
     if op == "f":
         return [(i, _mul(g, TNode("df", args, node.shape, node.batched, name=node.name, axis=i)))
                 for i in range(len(args))]
     if op in ("sum", "mean"):
         (v,) = args
-        spread = _spread(g, v, node.axis)
+        # A whole sum's cotangent is one number, the same for every entry: it broadcasts
+        # through the rules above it, and fit() spreads it where it meets a name.
+        spread = g if node.axis is None else _spread(g, v, node.axis)
         if op == "mean":
             count = math.prod(v.shape) if node.axis is None else v.shape[node.axis]
             spread = _mul(const(1 / count, f"1/{count}"), spread)
@@ -654,7 +697,9 @@ def fit(formula: TNode, target: TNode) -> TNode:
     """A cotangent summed back to its argument's shape: over the samples, then over broadcast axes."""
     if formula.batched and not target.batched:
         formula = TNode("sample_sum", (formula,), formula.shape, False)
-    if formula.shape != target.shape:
+    if formula.shape == () and target.shape and target.op == "name":
+        return _spread(formula, target, None)
+    if formula.shape != target.shape and formula.shape != ():
         formula = TNode("unbroadcast", (formula,), target.shape, formula.batched)
     return formula
 
@@ -759,7 +804,9 @@ def derive_matrix(source: Problem | Program) -> MatrixDerivation:
             record = TensorAdjoint(stage.name, "stage", node.shape, terms[stage.name], value, node.batched)
         env[f"δ:{stage.name}"] = value
         adjoints.append(record)
-        seed = TNode("adjoint", shape=node.shape, batched=node.batched, name=stage.name)
+        # The loss's own adjoint is 1: its rules start from the number, not from "∂L/∂L".
+        seed = (const(1) if stage.name == program.loss
+                else TNode("adjoint", shape=node.shape, batched=node.batched, name=stage.name))
         for target, formula in _backward(stage.tree, seed, needs, n):
             terms[target].append(TensorTerm(stage.name, formula, evaluate(formula, env, cache)))
     gradients = []
@@ -856,8 +903,12 @@ def print_text(node: TNode, loss: str = "L") -> str:
             return f"{_user(node.name)}'({', '.join(visit(x) for x in a)})"
         if op in ("sum", "mean") and node.axis is not None:
             return f"{op}({visit(a[0])}, {node.axis})"
-        if op in ("spread", "unbroadcast"):
-            return f"{op}({visit(a[0])} -> {shape_text(node.shape)})"
+        if op == "spread" and node.axis is None:
+            return f"{wrap(a[0], 2)} ones{shape_text(node.shape)}"
+        if op == "spread":
+            return f"repeat({visit(a[0])}, axis={node.axis}, shape={shape_text(node.shape)})"
+        if op == "unbroadcast":
+            return f"sum_to{shape_text(node.shape)}({visit(a[0])})"
         if op == "sample_sum":
             return f"sum_i {wrap(a[0], 3)}"
         if op == "sample_mean":
