@@ -1,0 +1,264 @@
+"""The tensor view (issue 12): the matrix-form derivation, its link to the scalar view, and its verification.
+
+Oracles, all independent of explain's rules: PyTorch autograd written in this file
+(float64, the whole batch at once), Mazur's published update w5+ = 0.358916, and the
+scalar view of the same problem file (a path sum per entry, a different mechanism:
+SymPy local derivatives of scalar stages).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import explain
+from explain.errors import ExplainError
+from explain.tensorgraph import Program, derive_matrix
+from explain.tensors import entry_name
+from explain.tensorverify import train_program, verify_matrix
+
+from .conftest import EXAMPLES
+from .test_tensors import TEMPLATES, _problem
+
+TOL = 1e-10
+TENSOR_EXAMPLES = ["mazur_matrix", "softmax_classifier", "xor_vectors", "pytorch_autograd_tutorial"]
+
+
+def _scalar_gradient(d: explain.Derivation, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    out = np.empty(shape)
+    for index in np.ndindex(shape):
+        entry = d.gradients.get(entry_name(name, index) if shape else name)
+        out[index] = 0.0 if entry is None else entry.value
+    return out
+
+
+# -- the matrix view is the scalar view ---------------------------------------------------
+@pytest.mark.parametrize("example", TENSOR_EXAMPLES)
+def test_every_entry_of_the_matrix_form_is_the_scalar_path_sum(example):
+    problem = explain.load(EXAMPLES / f"{example}.toml")
+    md = derive_matrix(problem)
+    d = explain.derive(problem)
+    assert md.loss_value == pytest.approx(float(d.loss_value), abs=1e-12)
+    for name in md.program.parameters:
+        shape = md.program.leaves[name].shape
+        np.testing.assert_allclose(md.grad(name), _scalar_gradient(d, name, shape), rtol=1e-12, atol=1e-14)
+        for index in np.ndindex(shape):
+            assert md.entry(name, index) == pytest.approx(d.grad(entry_name(name, index) if shape else name),
+                                                          abs=1e-14)
+
+
+def test_per_sample_adjoints_agree_with_the_scalar_view():
+    problem = explain.load(EXAMPLES / "xor_vectors.toml")
+    md, d = derive_matrix(problem), explain.derive(problem)
+    assert md.grad("h").shape == (4, 2)  # one row per sample
+    for j in range(2):
+        np.testing.assert_allclose(md.grad("h")[:, j], d.grad(f"h_{j}"), rtol=1e-12, atol=1e-15)
+
+
+def test_mazur_in_matrix_form_matches_torch_and_the_published_update():
+    md = derive_matrix(explain.load(EXAMPLES / "mazur_matrix.toml"))
+    # torch autograd, written here from Mazur's post: W1, W2 with shared biases 0.35 and 0.60.
+    W1 = torch.tensor([[0.15, 0.20], [0.25, 0.30]], dtype=torch.float64, requires_grad=True)
+    W2 = torch.tensor([[0.40, 0.45], [0.50, 0.55]], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor([0.05, 0.10], dtype=torch.float64)
+    y = torch.tensor([0.01, 0.99], dtype=torch.float64)
+    o = torch.sigmoid(W2 @ torch.sigmoid(W1 @ x + 0.35) + 0.60)
+    E = ((y - o) ** 2).sum() / 2
+    E.backward()
+    assert md.loss_value == pytest.approx(float(E.detach()), abs=TOL)
+    np.testing.assert_allclose(md.grad("W1"), W1.grad.numpy(), atol=TOL)
+    np.testing.assert_allclose(md.grad("W2"), W2.grad.numpy(), atol=TOL)
+    assert 0.40 - 0.5 * md.grad("W2")[0, 0] == pytest.approx(0.358916, abs=5e-7)  # Mazur's w5+
+
+
+def test_the_rules_read_as_the_textbook_writes_them():
+    md = derive_matrix(explain.load(EXAMPLES / "mazur_matrix.toml"))
+    rules = {a.name: [t.formula.text(md.loss) for t in a.terms] for a in (*md.adjoints, *md.gradients)}
+    assert rules["W2"] == ["dE/dz2 h1^T"]          # ∂L/∂W = δ xᵀ
+    assert rules["W1"] == ["dE/dz1 x^T"]
+    assert rules["h1"] == ["W2^T @ dE/dz2"]        # ∂L/∂x = Wᵀ δ
+    assert rules["z1"] == ["dE/dh1 * sigmoid'(z1)"]  # elementwise: δ ⊙ σ′(z)
+    term = next(a for a in md.gradients if a.name == "W2").terms[0]
+    assert [arg.shape for arg in term.formula.args] == [(2,), (2,)] and term.formula.shape == (2, 2)
+
+
+def test_softmax_with_cross_entropy_is_p_minus_onehot():
+    program = Program.from_texts(parameters={"z": [1.0, -2.0, 0.5]}, forward={"L": "cross_entropy(z, 2)"})
+    md = derive_matrix(program)
+    (term,) = next(a for a in md.gradients if a.name == "z").terms
+    assert term.formula.text() == "softmax(z) - onehot(2)"
+    z = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    expected = torch.softmax(z, 0) - torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)  # hand-derived p − y
+    np.testing.assert_allclose(md.grad("z"), expected.numpy(), atol=1e-15)
+
+
+def test_seed_001_broadcasting_is_summed_back_over_the_repeated_axis():
+    # seed 001: a (3,) vector plus a (3, 1) column broadcasts to (3, 3); b's gradient sums each row.
+    program = Program.from_texts(parameters={"a": [1.0, 2.0, 3.0], "b": [[0.5], [-1.0], [2.0]]},
+                                 forward={"s": "a + b", "L": "sum(s**2)"})
+    md = derive_matrix(program)
+    a = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([[0.5], [-1.0], [2.0]], dtype=torch.float64, requires_grad=True)
+    ((a + b) ** 2).sum().backward()
+    np.testing.assert_allclose(md.grad("b"), b.grad.numpy(), atol=1e-14)
+    np.testing.assert_allclose(md.grad("a"), a.grad.numpy(), atol=1e-14)
+    (term,) = next(g for g in md.gradients if g.name == "b").terms
+    assert term.formula.op == "unbroadcast" and term.formula.args[0].shape == (3, 3)
+
+
+# -- random problems: torch and the scalar view ------------------------------------------
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from(range(len(TEMPLATES))), st.data())
+def test_random_tensor_problems_matrix_form_agrees_with_torch_and_the_scalar_view(m, n, which, data):
+    numbers = st.floats(-2, 2, allow_nan=False).map(lambda x: round(x, 3))
+    parameters = {
+        "A": np.array(data.draw(st.lists(st.lists(numbers, min_size=n, max_size=n), min_size=m, max_size=m))),
+        "u": np.array(data.draw(st.lists(numbers, min_size=m, max_size=m))),
+        "v": np.array(data.draw(st.lists(numbers, min_size=n, max_size=n))),
+    }
+    k = data.draw(st.integers(0, m - 1))
+    text, torch_loss = TEMPLATES[which]
+    problem = _problem(parameters, {"L": text}, {"k": k})
+    md = derive_matrix(problem)
+    d = explain.derive(problem)
+    leaves = {name: torch.tensor(v, dtype=torch.float64, requires_grad=True) for name, v in parameters.items()}
+    loss = torch_loss(leaves["A"], leaves["u"], leaves["v"], k)
+    loss.backward()
+    assert md.loss_value == pytest.approx(loss.item(), abs=TOL * max(1.0, abs(loss.item())))
+    for name, leaf in leaves.items():
+        theirs = np.zeros(leaf.shape) if leaf.grad is None else leaf.grad.numpy()
+        got = md.grad(name) if name in md.program.parameters else np.zeros(leaf.shape)
+        np.testing.assert_allclose(got, theirs, rtol=TOL, atol=TOL, err_msg=name)
+        np.testing.assert_allclose(got, _scalar_gradient(d, name, leaf.shape), rtol=1e-12, atol=1e-12)
+
+
+BROADCASTS = [
+    # forward over a (m, n), c (m, 1), v (n,); torch's loss over the same tensors
+    ("sum(tanh(A * c + v))", lambda A, c, v: torch.tanh(A * c + v).sum()),
+    ("mean((A - c) / (2 + v**2))", lambda A, c, v: ((A - c) / (2 + v**2)).mean()),
+    ("logsumexp(sum(A * c, 0) + v)", lambda A, c, v: torch.logsumexp((A * c).sum(0) + v, 0)),
+    ("norm2(c.T @ A - v) + sum(softplus(c))", lambda A, c, v: ((c.T @ A - v) ** 2).sum()
+     + torch.nn.functional.softplus(c).sum()),
+]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from(range(len(BROADCASTS))), st.data())
+def test_random_broadcasting_problems_agree_with_torch(m, n, which, data):
+    numbers = st.floats(-2, 2, allow_nan=False).map(lambda x: round(x, 3))
+    arrays = {
+        "A": np.array(data.draw(st.lists(st.lists(numbers, min_size=n, max_size=n), min_size=m, max_size=m))),
+        "c": np.array(data.draw(st.lists(st.lists(numbers, min_size=1, max_size=1), min_size=m, max_size=m))),
+        "v": np.array(data.draw(st.lists(numbers, min_size=n, max_size=n))),
+    }
+    text, torch_loss = BROADCASTS[which]
+    md = derive_matrix(Program.from_texts(parameters=arrays, forward={"L": text}))
+    leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in arrays.items()}
+    loss = torch_loss(**leaves)
+    loss.backward()
+    assert md.loss_value == pytest.approx(loss.item(), abs=TOL * max(1.0, abs(loss.item())))
+    for name, leaf in leaves.items():
+        theirs = np.zeros(leaf.shape) if leaf.grad is None else leaf.grad.numpy()
+        np.testing.assert_allclose(md.grad(name), theirs, rtol=TOL, atol=TOL, err_msg=name)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(2, 4), st.integers(0, 2**31 - 1),
+       st.sampled_from(["mean", "sum"]))
+def test_random_data_sets_reduce_per_sample_gradients_like_a_torch_batch(samples, inputs, classes, seed, reduction):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(samples, inputs))
+    labels = rng.integers(0, classes, size=samples).astype(float)
+    W = rng.normal(size=(classes, inputs))
+    b = rng.normal(size=classes)
+    program = Program.from_texts(parameters={"W": W, "b": b}, data={"x": X, "k": labels},
+                                 forward={"z": "W @ tanh(x) + b", "l": "cross_entropy(z, k)"}, reduction=reduction)
+    md = derive_matrix(program)
+    Wt = torch.tensor(W, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    logits = torch.tanh(torch.tensor(X)) @ Wt.T + bt  # the whole batch at once: rows are samples
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels).long(), reduction=reduction)
+    loss.backward()
+    assert md.loss_value == pytest.approx(loss.item(), abs=TOL * max(1.0, abs(loss.item())))
+    np.testing.assert_allclose(md.grad("W"), Wt.grad.numpy(), rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(md.grad("b"), bt.grad.numpy(), rtol=TOL, atol=TOL)
+
+
+# -- verification both ways ---------------------------------------------------------------
+@pytest.mark.parametrize("example", TENSOR_EXAMPLES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_right_derivations_pass_verification(example, dtype):
+    result = verify_matrix(derive_matrix(explain.load(EXAMPLES / f"{example}.toml")), device="cpu", dtype=dtype)
+    assert result.passed, [(r.quantity, r.error, r.tolerance) for r in result.failures]
+    assert {r.kind for r in result.rows} >= {"value", "gradient"}
+    assert result.finite_differences and all(f.status in ("checked", "kink") for f in result.finite_differences)
+
+
+def test_a_saturated_softmax_and_sigmoid_pass_in_float32():
+    # Right but ill-conditioned: 1 − σ(30) and a softmax with logits 40 apart lose every digit in float32.
+    program = Program.from_texts(parameters={"W": [[30.0, -12.0], [20.0, 25.0]], "v": [1.0, 1.5]},
+                                 forward={"h": "sigmoid(W @ v)", "L": "cross_entropy(W @ h, 1) + sum(log(1 - h + 1e-30))"})
+    result = verify_matrix(derive_matrix(program), device="cpu", dtype="float32")
+    assert result.passed, [(r.quantity, r.error, r.tolerance) for r in result.failures]
+
+
+def test_a_planted_wrong_rule_is_caught_where_it_is(monkeypatch):
+    import explain.tensorgraph as tg
+
+    right = tg.vjp
+
+    def missing_transpose(node, g, n_samples=1):
+        rules = right(node, g, n_samples)
+        if node.op == "matmul" and len(node.args[0].shape) == 2:  # Wᵀ δ written W δ
+            rules = [(i, tg.matmul(node.args[0], g) if i == 1 else f) for i, f in rules]
+        return rules
+
+    monkeypatch.setattr(tg, "vjp", missing_transpose)
+    md = derive_matrix(explain.load(EXAMPLES / "mazur_matrix.toml"))
+    result = verify_matrix(md, device="cpu")
+    assert not result.passed
+    assert result.failures[0].quantity == "dE/dh1"  # the first adjoint the wrong rule computes
+    assert "finite_differences" in result.failed_checks
+
+
+# -- programs too big for the scalar view -------------------------------------------------
+def test_a_program_written_directly_needs_no_scalar_expansion():
+    rng = np.random.default_rng(0)
+    X, labels = rng.normal(size=(200, 64)), rng.integers(0, 10, size=200).astype(float)
+    W1, b1, W2, b2 = rng.normal(size=(32, 64)) / 8, np.zeros(32), rng.normal(size=(10, 32)) / 6, np.zeros(10)
+    program = Program.from_texts(parameters={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, data={"x": X, "y": labels},
+                                 forward={"h": "relu(W1 @ x + b1)", "l": "cross_entropy(W2 @ h + b2, y)"})
+    md = derive_matrix(program)
+    assert md.program.shapes["W1"] == (32, 64)
+    result = verify_matrix(md, device="cpu")
+    assert result.passed and result.parameter_count == 32 * 64 + 32 + 10 * 32 + 10
+
+
+def test_shape_errors_name_the_stage_and_both_shapes():
+    with pytest.raises(ExplainError) as info:
+        Program.from_texts(parameters={"W": np.ones((2, 3)), "v": np.ones(2)}, forward={"z": "W @ v", "L": "sum(z)"})
+    assert "[forward] z" in str(info.value) and "(2, 3) @ (2,)" in str(info.value)
+
+
+def test_training_the_tensor_program_follows_a_hand_written_torch_loop():
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
+    W, b = rng.normal(size=(2, 3)), rng.normal(size=2)
+    program = Program.from_texts(parameters={"W": W, "b": b}, data={"x": X, "y": Y},
+                                 forward={"l": "mse(tanh(W @ x + b), y)"})
+    ours = train_program(program, learning_rate=0.3, steps=20, device="cpu")
+    Wt, bt = torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)
+    losses = []
+    for _ in range(20):  # plain gradient descent on the batch mean, written by hand
+        loss = ((torch.tanh(torch.tensor(X) @ Wt.T + bt) - torch.tensor(Y)) ** 2).mean(dim=1).mean()
+        losses.append(float(loss.detach()))
+        Wt.grad = bt.grad = None
+        loss.backward()
+        with torch.no_grad():
+            Wt -= 0.3 * Wt.grad
+            bt -= 0.3 * bt.grad
+    np.testing.assert_allclose(ours.losses, losses, rtol=1e-12)
+    np.testing.assert_allclose(ours.parameters["W"], Wt.detach().numpy(), rtol=1e-12)
