@@ -515,8 +515,8 @@ def _compute(node: TNode, xs: list[np.ndarray]) -> np.ndarray:  # noqa: C901 - o
         target = (x.shape[0], *node.shape)
         if node.axis is not None:
             x = np.expand_dims(x, node.axis + 1)
-        else:
-            x = x.reshape(x.shape[0], *(1,) * nd)
+        else:  # NumPy's broadcasting: a number, or a smaller shape matched from the right
+            x = _align(x, args[0], nd)
         return np.broadcast_to(x, target).copy()
     if op == "unbroadcast":  # sum a cotangent back to the shape of a broadcast operand
         src = args[0].shape
@@ -693,13 +693,29 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
     raise AssertionError(f"no rule for {op}")
 
 
-def fit(formula: TNode, target: TNode) -> TNode:
-    """A cotangent summed back to its argument's shape: over the samples, then over broadcast axes."""
+_ELEMENTWISE = ("add", "sub", "mul", "div", "pow", "neg", "f")
+
+
+def fit(formula: TNode, target: TNode, parent: TNode) -> TNode:
+    """A cotangent made the shape of its argument: summed over the samples, spread, summed over broadcast axes.
+
+    A rule's formula may be smaller than the cotangent it stands for: the one number
+    of a whole sum above stays one number while it passes elementwise operations
+    (NumPy's broadcasting makes it the right size), and is spread only where it meets
+    a name or must be summed.  ``parent`` is the node whose rule made the formula:
+    an elementwise operation's cotangent has its output's shape, before broadcasting
+    is undone.
+    """
     if formula.batched and not target.batched:
         formula = TNode("sample_sum", (formula,), formula.shape, False)
-    if formula.shape == () and target.shape and target.op == "name":
-        return _spread(formula, target, None)
-    if formula.shape != target.shape and formula.shape != ():
+    full = parent.shape if parent.op in _ELEMENTWISE else target.shape
+    if formula.shape == target.shape:
+        return formula
+    if formula.shape != full:
+        if target.shape == full and target.op != "name":
+            return formula
+        formula = _spread(formula, TNode("const", shape=full), None)
+    if full != target.shape:
         formula = TNode("unbroadcast", (formula,), target.shape, formula.batched)
     return formula
 
@@ -854,7 +870,7 @@ def _backward(tree: TNode, seed: TNode, needs: set[str], n: int) -> list[tuple[s
             arg = node.args[index]
             if arg.op == "const" or not (arg.names() & needs):
                 continue
-            stack.append((arg, fit(formula, arg)))
+            stack.append((arg, fit(formula, arg, node)))
     out.reverse()
     return out
 
