@@ -462,6 +462,10 @@ def evaluate(node: TNode, env: Mapping[str, np.ndarray], cache: dict[int, np.nda
         out = env[f"δ:{node.name}"]
     elif op == "const":
         out = np.array([node.number])
+    elif op == "sample_sum" and args[0].op == "outer":
+        # Σᵢ δᵢ xᵢᵀ as one product δᵀX: the n outer products are never stored (n×m×k numbers)
+        a, b = (evaluate(x, env, cache) for x in args[0].args)
+        out = (a.T @ b)[None] if len(a) == len(b) else np.einsum("si,tj->ij", a, b)[None]
     else:
         xs = [evaluate(a, env, cache) for a in args]
         out = _compute(node, xs)
@@ -497,6 +501,10 @@ def _compute(node: TNode, xs: list[np.ndarray]) -> np.ndarray:  # noqa: C901 - o
     if op == "matmul":
         a, b = xs
         sa, sb = args[0].shape, args[1].shape
+        if len(sa) == 2 and len(sb) == 1 and a.shape[0] == 1:  # W x for every sample: one product X Wᵀ
+            return b @ a[0].T
+        if len(sa) == 1 and len(sb) == 2 and b.shape[0] == 1:  # xᵀ W for every sample: X W
+            return a @ b[0]
         left = a if len(sa) == 2 else a[:, None, :]
         right = b if len(sb) == 2 else b[:, :, None]
         out = left @ right

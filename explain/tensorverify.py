@@ -106,6 +106,10 @@ class TorchProgram:
                 out = x.transpose(1, 2) if len(args[0].shape) == 2 else x
             elif op == "matmul":
                 a, b = xs
+                sa, sb = args[0].shape, args[1].shape
+                if len(sa) == 2 and len(sb) == 1 and a.shape[0] == 1:  # one product X Wᵀ for every sample
+                    cache[key] = out = b @ a[0].T
+                    return out
                 left = a if len(args[0].shape) == 2 else a.unsqueeze(1)
                 right = b if len(args[1].shape) == 2 else b.unsqueeze(-1)
                 out = t.matmul(left, right)

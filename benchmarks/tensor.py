@@ -1,0 +1,109 @@
+"""The tensor view at size: an MLP 784-128-10 on 1000 synthetic samples, in matrix form.
+
+Prints, on each device (CPU, and CUDA where there is one):
+  * derive:  the matrix-form derivation (every forward value, every stage's adjoint and
+             every parameter's gradient, each a formula evaluated with NumPy);
+  * verify:  its verification (PyTorch autograd per tensor node in float64, and
+             central differences of entries);
+  * step:    one training step on the compiled tensor program (torch forward,
+             autograd backward, p ← p − η∇p), against the same step written by hand
+             in torch on the same device: x @ W1.T + b1, relu, cross_entropy, backward.
+Goals (issue 12): derive + verify under 2 s on the 2-core CI machine; a training step
+within 1.2× of the hand-written loop.  Run: python benchmarks/tensor.py [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from explain.tensorgraph import Program, derive_matrix  # noqa: E402
+from explain.tensorverify import train_program, verify_matrix  # noqa: E402
+
+SAMPLES, INPUTS, HIDDEN, CLASSES = 1000, 784, 128, 10
+
+
+def problem(seed: int = 0) -> tuple[Program, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x": rng.random((SAMPLES, INPUTS)),                       # pixels in [0, 1)
+        "y": rng.integers(0, CLASSES, SAMPLES).astype(float),     # class labels
+        "W1": rng.normal(size=(HIDDEN, INPUTS)) * np.sqrt(2 / INPUTS),  # He initialisation
+        "b1": np.zeros(HIDDEN),
+        "W2": rng.normal(size=(CLASSES, HIDDEN)) * np.sqrt(1 / HIDDEN),
+        "b2": np.zeros(CLASSES),
+    }
+    program = Program.from_texts(
+        parameters={k: arrays[k] for k in ("W1", "b1", "W2", "b2")},
+        data={"x": arrays["x"], "y": arrays["y"]},
+        forward={"h": "relu(W1 @ x + b1)", "z": "W2 @ h + b2", "l": "cross_entropy(z, y)"},
+        reduction="mean", source="mlp-784-128-10")
+    return program, arrays
+
+
+def hand_written_step(arrays: dict[str, np.ndarray], device: str, steps: int, lr: float) -> float:
+    """Seconds per step of the loop a student writes in torch (float64, the same device)."""
+    t = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in arrays.items()}
+    params = [t[k].clone().requires_grad_(True) for k in ("W1", "b1", "W2", "b2")]
+    x, y = t["x"], t["y"].long()
+
+    def step() -> None:
+        W1, b1, W2, b2 = params
+        loss = torch.nn.functional.cross_entropy(torch.relu(x @ W1.T + b1) @ W2.T + b2, y)
+        for p in params:
+            p.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+
+    step()  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="training steps timed (default 20)")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"MLP {INPUTS}-{HIDDEN}-{CLASSES}, {SAMPLES} samples, float64; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    if not torch.cuda.is_available():
+        print("(no CUDA device here: the GPU rows are skipped)")
+    program, arrays = problem()
+    start = time.perf_counter()
+    md = derive_matrix(program)
+    derive = time.perf_counter() - start
+    for device in devices:
+        start = time.perf_counter()
+        result = verify_matrix(md, device=device)
+        verify = time.perf_counter() - start
+        assert result.passed, result.failures
+        train_program(program, 0.1, 1, device=device)  # warm-up
+        ours = train_program(program, 0.1, args.steps, device=device).seconds_per_step
+        theirs = hand_written_step(arrays, device, args.steps, 0.1)
+        print(f"{device:5s} derive {derive:6.3f} s   verify {verify:6.3f} s   derive+verify {derive + verify:6.3f} s"
+              f" (goal < 2 s)   rows {len(result.rows)}, max error {result.max_error:.1e}, "
+              f"finite differences {len(result.finite_differences)}")
+        print(f"{device:5s} training step: tensor program {ours * 1e3:7.2f} ms, hand-written torch "
+              f"{theirs * 1e3:7.2f} ms, ratio {ours / theirs:5.2f} (goal <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
