@@ -9,7 +9,7 @@ Prints, on each device (CPU, and CUDA where there is one):
              autograd backward, p ← p − η∇p), against the same step written by hand
              in torch on the same device: x @ W1.T + b1, relu, cross_entropy, backward.
 Goals (issue 12): derive + verify under 2 s on the 2-core CI machine; a training step
-within 1.2× of the hand-written loop.  Run: python benchmarks/tensor.py [--steps N]
+within 1.2× of the hand-written loop.  Run: python benchmarks/tensor.py [--steps N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from explain.tensorgraph import Program, derive_matrix  # noqa: E402
+from explain.tensorgraph import TensorProgram, derive_matrix  # noqa: E402
 from explain.tensorverify import train_program, verify_matrix  # noqa: E402
 
 SAMPLES, INPUTS, HIDDEN, CLASSES = 1000, 784, 128, 10
 
 
-def problem(seed: int = 0) -> tuple[Program, dict[str, np.ndarray]]:
+def problem(seed: int = 0) -> tuple[TensorProgram, dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     arrays = {
         "x": rng.random((SAMPLES, INPUTS)),                       # pixels in [0, 1)
@@ -41,7 +41,7 @@ def problem(seed: int = 0) -> tuple[Program, dict[str, np.ndarray]]:
         "W2": rng.normal(size=(CLASSES, HIDDEN)) * np.sqrt(1 / HIDDEN),
         "b2": np.zeros(CLASSES),
     }
-    program = Program.from_texts(
+    program = TensorProgram.from_texts(
         parameters={k: arrays[k] for k in ("W1", "b1", "W2", "b2")},
         data={"x": arrays["x"], "y": arrays["y"]},
         forward={"h": "relu(W1 @ x + b1)", "z": "W2 @ h + b2", "l": "cross_entropy(z, y)"},
@@ -78,7 +78,8 @@ def hand_written_step(arrays: dict[str, np.ndarray], device: str, steps: int, lr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="training steps timed (default 20)")
+    parser.add_argument("--steps", type=int, default=10, help="training steps per timed round (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds, the best kept (default 3)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -96,8 +97,11 @@ def main() -> None:
         verify = time.perf_counter() - start
         assert result.passed, result.failures
         train_program(program, 0.1, 1, device=device)  # warm-up
-        ours = train_program(program, 0.1, args.steps, device=device).seconds_per_step
-        theirs = hand_written_step(arrays, device, args.steps, 0.1)
+        # Alternated rounds, the best of each: on a shared machine the load changes between runs.
+        ours = theirs = float("inf")
+        for _ in range(args.rounds):
+            ours = min(ours, train_program(program, 0.1, args.steps, device=device).seconds_per_step)
+            theirs = min(theirs, hand_written_step(arrays, device, args.steps, 0.1))
         print(f"{device:5s} derive {derive:6.3f} s   verify {verify:6.3f} s   derive+verify {derive + verify:6.3f} s"
               f" (goal < 2 s)   rows {len(result.rows)}, max error {result.max_error:.1e}, "
               f"finite differences {len(result.finite_differences)}")

@@ -34,6 +34,11 @@ _EXPORTS = {
     "grad": "explain.api",
     "solve": "explain.api",
     "Solution": "explain.api",
+    "TensorProgram": "explain.tensorgraph",
+    "MatrixDerivation": "explain.tensorgraph",
+    "derive_matrix": "explain.tensorgraph",
+    "verify_matrix": "explain.tensorverify",
+    "train_program": "explain.tensorverify",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -44,6 +49,8 @@ if TYPE_CHECKING:
     from .errors import ExplainError
     from .graph import Graph
     from .problem import Problem, TrainConfig, from_dict, load, loads
+    from .tensorgraph import MatrixDerivation, TensorProgram, derive_matrix
+    from .tensorverify import train_program, verify_matrix
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,7 @@ The scalar view (:mod:`explain.tensors`) expands every tensor into one scalar no
 per entry, which is what a path sum needs.  Courses teach the other view too:
 δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾)ᵀ δ⁽ˡ⁺¹⁾ ⊙ σ′(z⁽ˡ⁾), ∂L/∂W = δ xᵀ.  This module is that view.
 
-* A :class:`Program` is the problem's stages at tensor level, like a jaxpr: each
+* A :class:`TensorProgram` is the problem's stages at tensor level, like a jaxpr: each
   stage is ``name = tree`` where the tree is made of :class:`TNode` s, every node
   carrying its shape and whether it has one value per sample (``batched``).
 * The backward pass is a rewrite, like tinygrad's table of gradient rules: for each
@@ -235,7 +235,7 @@ class TensorStage:
 
 
 @dataclass
-class Program:
+class TensorProgram:
     """A problem at tensor level: leaves with their values, and stages in forward order.
 
     Leaf values carry the sample axis: ``(n, *shape)`` for ``[data]``, ``(1, *shape)``
@@ -269,7 +269,7 @@ class Program:
     @classmethod
     def from_texts(cls, *, parameters: Mapping[str, Any], forward: Mapping[str, str],
                    values: Mapping[str, Any] | None = None, data: Mapping[str, Any] | None = None,
-                   loss: str | None = None, reduction: str = "mean", source: str = "<program>") -> Program:
+                   loss: str | None = None, reduction: str = "mean", source: str = "<program>") -> TensorProgram:
         """A program written directly (the library's way for tensors too big for the scalar view).
 
         ``parameters`` and ``values`` map names to numbers or arrays; ``data`` to arrays
@@ -316,10 +316,10 @@ class Program:
         self.loss = loss
 
 
-def program_of(problem: Problem) -> Program:
+def program_of(problem: Problem) -> TensorProgram:
     """The tensor program of a problem (any problem: a scalar is a tensor of shape ())."""
     tensor_entries = {entry_name(t, idx) for t, shape in problem.shapes.items() for idx in np.ndindex(shape)}
-    program = Program(leaves={}, values={}, kinds={}, stages=[], loss="", n_samples=problem.n_samples or 1)
+    program = TensorProgram(leaves={}, values={}, kinds={}, stages=[], loss="", n_samples=problem.n_samples or 1)
     for kind, table in (("value", problem.values), ("data", problem.data), ("parameter", problem.parameters)):
         batched = kind == "data"
         for name, value in table.items():
@@ -766,7 +766,7 @@ class TensorAdjoint:
 class MatrixDerivation:
     """The matrix-form derivation: forward values, adjoints of stages (loss first), gradients of parameters."""
 
-    program: Program
+    program: TensorProgram
     forward: list[TensorForward]
     adjoints: list[TensorAdjoint]
     gradients: list[TensorAdjoint]
@@ -800,9 +800,9 @@ class MatrixDerivation:
         return float(value[(sample, *index)] if sample is not None else value[index])
 
 
-def derive_matrix(source: Problem | Program) -> MatrixDerivation:
+def derive_matrix(source: Problem | TensorProgram) -> MatrixDerivation:
     """The matrix-form derivation of a problem with vectors and matrices (or of any problem)."""
-    program = source if isinstance(source, Program) else program_of(source)
+    program = source if isinstance(source, TensorProgram) else program_of(source)
     env: dict[str, np.ndarray] = dict(program.values)
     forward: list[TensorForward] = []
     for stage in program.stages:
@@ -849,7 +849,7 @@ def _total(terms: list[TensorTerm], node: TNode, n: int) -> np.ndarray:
     return total
 
 
-def _needs_gradient(program: Program) -> set[str]:
+def _needs_gradient(program: TensorProgram) -> set[str]:
     """Names whose adjoint is asked: on a path from a parameter to the loss."""
     reaches = set(program.parameters)
     for stage in program.stages:
@@ -947,5 +947,5 @@ def _user(name: str | None) -> str:
     return (op.user or op.name) if op else str(name)
 
 
-__all__ = ["TNode", "Program", "MatrixDerivation", "derive_matrix", "program_of", "evaluate", "vjp",
+__all__ = ["TNode", "TensorProgram", "MatrixDerivation", "derive_matrix", "program_of", "evaluate", "vjp",
            "REDUCTIONS"]

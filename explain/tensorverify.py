@@ -1,6 +1,6 @@
 """The matrix-form derivation checked by PyTorch, per tensor node, and the tensor program trained in PyTorch.
 
-PyTorch runs the *forward* tree of every stage of the :class:`~explain.tensorgraph.Program`
+PyTorch runs the *forward* tree of every stage of the :class:`~explain.tensorgraph.TensorProgram`
 with its own operations (``@``, ``torch.softmax``, ``F.cross_entropy`` …), keeps
 every stage with ``retain_grad`` and backpropagates the loss; it never sees the
 vector-Jacobian rules of :mod:`explain.tensorgraph`, so a wrong rule shows up
@@ -14,6 +14,7 @@ rounding estimate for float32 (Monte Carlo arithmetic on the float64 run).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 
 from .functions import torch_functions
 from .i18n import message
-from .tensorgraph import MatrixDerivation, Program, TNode, evaluate
+from .tensorgraph import MatrixDerivation, TensorProgram, TNode, evaluate
 from .verify import (ROUNDING_RUNS, TOLERANCES, UNIT_ROUNDOFF, FiniteDifference, Verification, _compare,
                      _import_torch, _resolve_device)
 from .errors import ExplainError
@@ -36,14 +37,14 @@ FD_MAXIMUM = 64
 
 # -- the forward pass in PyTorch -----------------------------------------------------------------
 class TorchProgram:
-    """A :class:`Program` run with torch operations on one device and dtype.
+    """A :class:`TensorProgram` run with torch operations on one device and dtype.
 
     ``noise`` > 0 multiplies every operation's result by ``1 + u`` with ``u``
     uniform in ``[−noise, noise]`` (Monte Carlo arithmetic: how far rounding with
     that unit roundoff could move each quantity).
     """
 
-    def __init__(self, program: Program, device: str, dtype: Any, noise: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, program: TensorProgram, device: str, dtype: Any, noise: float = 0.0, seed: int = 0) -> None:
         import torch
 
         self.torch = torch
@@ -108,7 +109,7 @@ class TorchProgram:
                 a, b = xs
                 sa, sb = args[0].shape, args[1].shape
                 if len(sa) == 2 and len(sb) == 1 and a.shape[0] == 1:  # one product X Wᵀ for every sample
-                    cache[key] = out = b @ a[0].T
+                    cache[key] = out = b @ a.squeeze(0).T  # a view: its backward copies nothing
                     return out
                 left = a if len(args[0].shape) == 2 else a.unsqueeze(1)
                 right = b if len(args[1].shape) == 2 else b.unsqueeze(-1)
@@ -159,7 +160,7 @@ def _align(x: Any, node: TNode, ndim: int) -> Any:
     return x.reshape(x.shape[0], *(1,) * missing, *x.shape[1:]) if missing else x
 
 
-def torch_values_and_grads(program: Program, device: str, dtype: Any, noise: float = 0.0,
+def torch_values_and_grads(program: TensorProgram, device: str, dtype: Any, noise: float = 0.0,
                            seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every stage's value and every stage's and parameter's ``.grad`` from torch autograd (sample axis first)."""
     run = TorchProgram(program, device, dtype, noise, seed)
@@ -184,7 +185,7 @@ def _numpy(tensor: Any) -> np.ndarray:
     return np.asarray(tensor.detach().to("cpu").double().numpy(), dtype=float)
 
 
-def _spread(program: Program, device: str, unit: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _spread(program: TensorProgram, device: str, unit: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """How far rounding with unit roundoff ``unit`` moves each value and gradient (see verify.rounding_spread)."""
     import torch
 
@@ -225,26 +226,38 @@ def verify_matrix(derivation: MatrixDerivation, device: str = "auto", dtype: str
     else:
         spread_v, spread_g = _spread(program, device, UNIT_ROUNDOFF[dtype])
     loss = program.loss
-    result = Verification("torch (tensor program)", device, dtype, tol, loss)
+    result = Verification("torch", device, dtype, tol, loss, fd_method="float64")
     for step in derivation.forward:
         mine = np.broadcast_to(step.value, values[step.name].shape)
-        result.rows.append(_compare(step.name, step.name, "value", mine.ravel(), values[step.name].ravel(),
-                                    spread_v[step.name].ravel(), tol))
+        result.rows.append(_row(step.name, step.name, "value", mine, values[step.name], spread_v[step.name],
+                                tol, step.batched))
     for record in (*derivation.adjoints, *derivation.gradients):
         if record.name == loss:
             continue
         theirs = grads[record.name]
         mine = np.broadcast_to(record.value, theirs.shape)
         kind = "gradient" if record.kind == "parameter" else "adjoint"
-        result.rows.append(_compare(f"d{loss}/d{record.name}", record.name, kind, mine.ravel(), theirs.ravel(),
-                                    spread_g[record.name].ravel(), tol))
+        result.rows.append(_row(f"d{loss}/d{record.name}", record.name, kind, mine, theirs, spread_g[record.name],
+                                tol, record.batched))
     result.parameter_count = sum(int(np.prod(program.leaves[p].shape)) for p in program.parameters)
     if finite_differences:
         result.finite_differences = finite_difference_check(derivation)
     return result
 
 
-def _loss(program: Program, values: Mapping[str, np.ndarray]) -> float:
+def _row(quantity: str, node: str, kind: str, mine: np.ndarray, theirs: np.ndarray, spread: np.ndarray,
+         tol: float, batched: bool) -> Any:
+    """One row per tensor node: its worst entry, named as people write it (``dE/dW1[0,1]``), and its sample."""
+    row = _compare(quantity, node, kind, mine.ravel(), theirs.ravel(), spread.ravel(), tol)
+    if row.sample is None:
+        return row
+    where = np.unravel_index(row.sample, theirs.shape)
+    entry = where[1:]
+    name = f"{quantity}[{','.join(map(str, entry))}]" if entry else quantity
+    return dataclasses.replace(row, quantity=name, sample=int(where[0]) if batched else None)
+
+
+def _loss(program: TensorProgram, values: Mapping[str, np.ndarray]) -> float:
     env = dict(values)
     for stage in program.stages:
         env[stage.name] = evaluate(stage.tree, env)
@@ -315,7 +328,7 @@ class TensorTraining:
         return self.seconds / max(1, len(self.losses))
 
 
-def train_program(program: Program, learning_rate: float, steps: int, device: str = "auto",
+def train_program(program: TensorProgram, learning_rate: float, steps: int, device: str = "auto",
                   dtype: str = "float64") -> TensorTraining:
     """Plain gradient descent on the compiled tensor program: torch forward, autograd backward, p ← p − η ∂L/∂p.
 

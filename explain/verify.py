@@ -139,6 +139,9 @@ class Verification:
     suspect_node: str | None = None
     suspects: list[str] = field(default_factory=list)
     parameter_count: int = 0  # how many parameters the problem has (finite differences may check a subset)
+    #: How the finite differences were taken: "mpmath" (the scalar view, in high precision) or
+    #: "float64" (the tensor view's entries, explain.tensorverify).
+    fd_method: str = "mpmath"
 
     @property
     def max_abs_error(self) -> float:

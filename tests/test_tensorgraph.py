@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import explain
 from explain.errors import ExplainError
-from explain.tensorgraph import Program, derive_matrix
+from explain.tensorgraph import TensorProgram, derive_matrix
 from explain.tensors import entry_name
 from explain.tensorverify import train_program, verify_matrix
 
@@ -86,7 +86,7 @@ def test_the_rules_read_as_the_textbook_writes_them():
 
 
 def test_softmax_with_cross_entropy_is_p_minus_onehot():
-    program = Program.from_texts(parameters={"z": [1.0, -2.0, 0.5]}, forward={"L": "cross_entropy(z, 2)"})
+    program = TensorProgram.from_texts(parameters={"z": [1.0, -2.0, 0.5]}, forward={"L": "cross_entropy(z, 2)"})
     md = derive_matrix(program)
     (term,) = next(a for a in md.gradients if a.name == "z").terms
     assert term.formula.text() == "softmax(z) - onehot(2)"
@@ -97,7 +97,7 @@ def test_softmax_with_cross_entropy_is_p_minus_onehot():
 
 def test_seed_001_broadcasting_is_summed_back_over_the_repeated_axis():
     # seed 001: a (3,) vector plus a (3, 1) column broadcasts to (3, 3); b's gradient sums each row.
-    program = Program.from_texts(parameters={"a": [1.0, 2.0, 3.0], "b": [[0.5], [-1.0], [2.0]]},
+    program = TensorProgram.from_texts(parameters={"a": [1.0, 2.0, 3.0], "b": [[0.5], [-1.0], [2.0]]},
                                  forward={"s": "a + b", "L": "sum(s**2)"})
     md = derive_matrix(program)
     a = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
@@ -155,7 +155,7 @@ def test_random_broadcasting_problems_agree_with_torch(m, n, which, data):
         "v": np.array(data.draw(st.lists(numbers, min_size=n, max_size=n))),
     }
     text, torch_loss = BROADCASTS[which]
-    md = derive_matrix(Program.from_texts(parameters=arrays, forward={"L": text}))
+    md = derive_matrix(TensorProgram.from_texts(parameters=arrays, forward={"L": text}))
     leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in arrays.items()}
     loss = torch_loss(**leaves)
     loss.backward()
@@ -174,7 +174,7 @@ def test_random_data_sets_reduce_per_sample_gradients_like_a_torch_batch(samples
     labels = rng.integers(0, classes, size=samples).astype(float)
     W = rng.normal(size=(classes, inputs))
     b = rng.normal(size=classes)
-    program = Program.from_texts(parameters={"W": W, "b": b}, data={"x": X, "k": labels},
+    program = TensorProgram.from_texts(parameters={"W": W, "b": b}, data={"x": X, "k": labels},
                                  forward={"z": "W @ tanh(x) + b", "l": "cross_entropy(z, k)"}, reduction=reduction)
     md = derive_matrix(program)
     Wt = torch.tensor(W, requires_grad=True)
@@ -199,7 +199,7 @@ def test_right_derivations_pass_verification(example, dtype):
 
 def test_a_saturated_softmax_and_sigmoid_pass_in_float32():
     # Right but ill-conditioned: 1 − σ(30) and a softmax with logits 40 apart lose every digit in float32.
-    program = Program.from_texts(parameters={"W": [[30.0, -12.0], [20.0, 25.0]], "v": [1.0, 1.5]},
+    program = TensorProgram.from_texts(parameters={"W": [[30.0, -12.0], [20.0, 25.0]], "v": [1.0, 1.5]},
                                  forward={"h": "sigmoid(W @ v)", "L": "cross_entropy(W @ h, 1) + sum(log(1 - h + 1e-30))"})
     result = verify_matrix(derive_matrix(program), device="cpu", dtype="float32")
     assert result.passed, [(r.quantity, r.error, r.tolerance) for r in result.failures]
@@ -220,7 +220,7 @@ def test_a_planted_wrong_rule_is_caught_where_it_is(monkeypatch):
     md = derive_matrix(explain.load(EXAMPLES / "mazur_matrix.toml"))
     result = verify_matrix(md, device="cpu")
     assert not result.passed
-    assert result.failures[0].quantity == "dE/dh1"  # the first adjoint the wrong rule computes
+    assert result.failures[0].node == "h1"  # the first adjoint the wrong rule computes
     assert "finite_differences" in result.failed_checks
 
 
@@ -229,7 +229,7 @@ def test_a_program_written_directly_needs_no_scalar_expansion():
     rng = np.random.default_rng(0)
     X, labels = rng.normal(size=(200, 64)), rng.integers(0, 10, size=200).astype(float)
     W1, b1, W2, b2 = rng.normal(size=(32, 64)) / 8, np.zeros(32), rng.normal(size=(10, 32)) / 6, np.zeros(10)
-    program = Program.from_texts(parameters={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, data={"x": X, "y": labels},
+    program = TensorProgram.from_texts(parameters={"W1": W1, "b1": b1, "W2": W2, "b2": b2}, data={"x": X, "y": labels},
                                  forward={"h": "relu(W1 @ x + b1)", "l": "cross_entropy(W2 @ h + b2, y)"})
     md = derive_matrix(program)
     assert md.program.shapes["W1"] == (32, 64)
@@ -239,7 +239,7 @@ def test_a_program_written_directly_needs_no_scalar_expansion():
 
 def test_shape_errors_name_the_stage_and_both_shapes():
     with pytest.raises(ExplainError) as info:
-        Program.from_texts(parameters={"W": np.ones((2, 3)), "v": np.ones(2)}, forward={"z": "W @ v", "L": "sum(z)"})
+        TensorProgram.from_texts(parameters={"W": np.ones((2, 3)), "v": np.ones(2)}, forward={"z": "W @ v", "L": "sum(z)"})
     assert "[forward] z" in str(info.value) and "(2, 3) @ (2,)" in str(info.value)
 
 
@@ -247,7 +247,7 @@ def test_training_the_tensor_program_follows_a_hand_written_torch_loop():
     rng = np.random.default_rng(1)
     X, Y = rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
     W, b = rng.normal(size=(2, 3)), rng.normal(size=2)
-    program = Program.from_texts(parameters={"W": W, "b": b}, data={"x": X, "y": Y},
+    program = TensorProgram.from_texts(parameters={"W": W, "b": b}, data={"x": X, "y": Y},
                                  forward={"l": "mse(tanh(W @ x + b), y)"})
     ours = train_program(program, learning_rate=0.3, steps=20, device="cpu")
     Wt, bt = torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)
@@ -262,3 +262,18 @@ def test_training_the_tensor_program_follows_a_hand_written_torch_loop():
             bt -= 0.3 * bt.grad
     np.testing.assert_allclose(ours.losses, losses, rtol=1e-12)
     np.testing.assert_allclose(ours.parameters["W"], Wt.detach().numpy(), rtol=1e-12)
+
+
+def test_verify_command_checks_the_matrix_form_of_a_tensor_problem():
+    import json
+
+    from .conftest import run_cli
+
+    result = run_cli("verify", str(EXAMPLES / "xor_vectors.toml"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    matrix = json.loads(result.stdout)["matrix_form"]
+    assert matrix["passed"] and {r["node"] for r in matrix["rows"]} >= {"h", "W1", "b1", "w2", "b2"}
+    text = run_cli("verify", str(EXAMPLES / "mazur_matrix.toml")).stdout
+    assert "Matrix form" in text and "dE/dW1[" in text
+    scalar = run_cli("verify", str(EXAMPLES / "mazur_network.toml"), "--format", "json").stdout
+    assert "matrix_form" not in json.loads(scalar)  # a scalar problem has only the scalar view

@@ -31,20 +31,41 @@ def run(args: argparse.Namespace) -> int:
     derivation = derive(problem)
     result = verify(derivation, device=args.device, dtype=args.dtype, tolerance=args.tolerance)
     updates = _update_check(problem, derivation) if result.passed else None
+    matrix = _matrix_check(problem, args)
     if args.format == "json":
         payload = result.to_dict()
         if updates is not None:
             payload["optimizer_check"] = updates.to_dict()
+        if matrix is not None:
+            payload["matrix_form"] = matrix.to_dict()
         emit(json.dumps(payload, indent=2, ensure_ascii=False), args.output)
     elif args.format == "markdown":
-        emit(render_markdown(result, m, args.precision) + _update_line(updates, m), args.output)
+        tail = "" if matrix is None else f"\n\n**{m('verify_matrix_heading')}**\n\n" + render_markdown(
+            matrix, m, args.precision)
+        emit(render_markdown(result, m, args.precision) + _update_line(updates, m) + tail, args.output)
     elif use_color() and not args.output:
         print_rich(result, m, args.precision)
         if updates is not None:
             print(updates.message(m))
+        if matrix is not None:
+            print(f"\n{m('verify_matrix_heading')}")
+            print_rich(matrix, m, args.precision)
     else:
-        emit(render_text(result, m, args.precision) + _update_line(updates, m), args.output)
-    return 0 if result.passed and (updates is None or updates.passed) else 1
+        tail = "" if matrix is None else f"\n\n{m('verify_matrix_heading')}\n" + render_text(
+            matrix, m, args.precision)
+        emit(render_text(result, m, args.precision) + _update_line(updates, m) + tail, args.output)
+    passed = result.passed and (updates is None or updates.passed) and (matrix is None or matrix.passed)
+    return 0 if passed else 1
+
+
+def _matrix_check(problem: Any, args: argparse.Namespace) -> Any:
+    """A problem with vectors or matrices: its matrix-form derivation, checked per tensor node too."""
+    if not problem.shapes:
+        return None
+    from ..tensorgraph import derive_matrix
+    from ..tensorverify import verify_matrix
+
+    return verify_matrix(derive_matrix(problem), device=args.device, dtype=args.dtype, tolerance=args.tolerance)
 
 
 def _update_check(problem: Any, derivation: Any) -> Any:

@@ -37,9 +37,11 @@ def _heading(v: Any, m: Messages) -> str:
     return m("verify_heading", engine=v.engine, device=v.device, dtype=v.dtype, tolerance=error(v.tolerance))
 
 
-def _fd_heading(m: Messages) -> str:
+def _fd_heading(m: Messages, v: Any = None) -> str:
     from ..highprecision import DIGITS
 
+    if getattr(v, "fd_method", "") == "float64":  # the tensor view's differences of entries
+        return m("verify_fd_heading_float64")
     return m("verify_fd_heading", digits=DIGITS)
 
 
@@ -106,7 +108,7 @@ def render_text(v: Any, m: Messages | None = None, precision: int = 6) -> str:
     heads, fd_heads = _headers(m)
     parts = [verdict(v, m), "", _heading(v, m), "", text_table(heads, [_row_cells(r, precision) for r in v.rows])]
     if v.finite_differences:
-        parts += ["", _fd_heading(m), "",
+        parts += ["", _fd_heading(m, v), "",
                   text_table(fd_heads, [_fd_cells(f, precision, m) for f in v.finite_differences])]
     parts += ["", *_summary(v, m, precision)]
     return "\n".join(parts)
@@ -119,7 +121,7 @@ def render_markdown(v: Any, m: Messages | None = None, precision: int = 6) -> st
     parts = [first, "", f"### {_heading(v, m)}", "",
              markdown_table(heads, [_row_cells(r, precision) for r in v.rows])]
     if v.finite_differences:
-        parts += ["", f"**{_fd_heading(m)}**", "",
+        parts += ["", f"**{_fd_heading(m, v)}**", "",
                   markdown_table(fd_heads, [_fd_cells(f, precision, m) for f in v.finite_differences])]
     parts += ["", *(f"- {line}" for line in _summary(v, m, precision))]
     return "\n".join(parts)
@@ -135,7 +137,7 @@ def print_rich(v: Any, m: Messages, precision: int) -> None:
     bad = [not r.passed for r in v.rows]
     console.print(rich_table(_heading(v, m), heads, [_row_cells(r, precision) for r in v.rows], bad))
     if v.finite_differences:
-        console.print(rich_table(_fd_heading(m), fd_heads,
+        console.print(rich_table(_fd_heading(m, v), fd_heads,
                                  [_fd_cells(f, precision, m) for f in v.finite_differences],
                                  [not f.passed for f in v.finite_differences]))
     for line in _summary(v, m, precision):
