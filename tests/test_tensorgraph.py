@@ -277,3 +277,33 @@ def test_verify_command_checks_the_matrix_form_of_a_tensor_problem():
     assert "Matrix form" in text and "dE/dW1[" in text
     scalar = run_cli("verify", str(EXAMPLES / "mazur_network.toml"), "--format", "json").stdout
     assert "matrix_form" not in json.loads(scalar)  # a scalar problem has only the scalar view
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_matrix_form_verifies_on_cuda(dtype):
+    md = derive_matrix(explain.load(EXAMPLES / "xor_vectors.toml"))
+    result = verify_matrix(md, device="cuda", dtype=dtype)
+    assert result.device == "cuda" and result.passed
+
+
+@needs_cuda
+def test_training_the_tensor_program_on_cuda_gives_the_cpu_numbers():
+    program = explain.TensorProgram.from_texts(parameters={"W": [[0.5, -0.2], [0.1, 0.3]], "b": [0.0, 0.1]},
+                                               data={"x": [[1.0, 2.0], [0.5, -1.0], [0.0, 1.0]]},
+                                               forward={"l": "sum(tanh(W @ x + b)**2)"})
+    cpu = train_program(program, 0.1, 5, device="cpu")
+    gpu = train_program(program, 0.1, 5, device="cuda")
+    assert gpu.device == "cuda"
+    np.testing.assert_allclose(gpu.losses, cpu.losses, rtol=1e-12)
+
+
+def test_asking_for_cuda_without_it_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    md = derive_matrix(explain.load(EXAMPLES / "mazur_matrix.toml"))
+    with pytest.raises(ExplainError, match="cuda"):
+        verify_matrix(md, device="cuda")
