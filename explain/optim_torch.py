@@ -65,7 +65,7 @@ def optimizer(config: Any, params: list[Any], lr: float) -> Any:
     common = {"lr": lr, "foreach": False}
     if update in ("plain", "momentum", "nesterov"):
         return torch.optim.SGD(params, momentum=s.get("momentum") or 0.0, dampening=s.get("dampening", 0.0),
-                               weight_decay=s["weight_decay"], nesterov=update == "nesterov", **common)
+                               weight_decay=s.get("weight_decay", 0.0), nesterov=update == "nesterov", **common)
     if update == "adagrad":
         return torch.optim.Adagrad(params, lr_decay=s["lr_decay"], weight_decay=s["weight_decay"],
                                    initial_accumulator_value=s["initial_accumulator_value"], eps=s["eps"], **common)

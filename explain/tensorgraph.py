@@ -460,6 +460,8 @@ def evaluate(node: TNode, env: Mapping[str, np.ndarray], cache: dict[int, np.nda
         out = env[node.name]
     elif op == "adjoint":
         out = env[f"δ:{node.name}"]
+    elif op == "const" and node.label == "1/n" and "#n" in env:
+        out = 1.0 / env["#n"]  # the size of the batch being evaluated (a minibatch's mean)
     elif op == "const":
         out = np.array([node.number])
     elif op == "sample_sum" and args[0].op == "outer":
@@ -566,14 +568,16 @@ def _compute(node: TNode, xs: list[np.ndarray]) -> np.ndarray:  # noqa: C901 - o
 # -- the rules of the backward pass --------------------------------------------------------------
 def _mul(a: TNode, b: TNode) -> TNode:
     """a·b, with numbers folded (½·2 is 1) so that a rule reads as a course writes it."""
-    if a.op == "const" and b.op == "const":
-        return const(a.number * b.number)
-    if b.op == "const":
+    if a.op == "const" and b.op == "const" and not (a.label or b.label):
+        return const(a.number * b.number)  # a labelled number (1/n) stays as written: it is read at run time
+    if b.op == "const" and not (a.op == "const" and not a.label):
         a, b = b, a
     if a.op == "const":
         if a.number == 1:
             return b
-        if b.op == "mul" and b.args[0].op == "const":
+        if b.op == "const" and b.number == 1:
+            return a
+        if b.op == "mul" and b.args[0].op == "const" and not (a.label or b.args[0].label):
             return _mul(_mul(a, b.args[0]), b.args[1])
         if b.op == "neg":
             return _neg(_mul(a, b.args[0]))
@@ -589,7 +593,7 @@ def _mul(a: TNode, b: TNode) -> TNode:
 
 
 def _div(a: TNode, b: TNode) -> TNode:
-    if a.op == "const" and b.op == "const" and b.number:
+    if a.op == "const" and b.op == "const" and b.number and not (a.label or b.label):
         return const(a.number / b.number)
     return binary("div", a, b)
 
@@ -803,50 +807,77 @@ class MatrixDerivation:
 def derive_matrix(source: Problem | TensorProgram) -> MatrixDerivation:
     """The matrix-form derivation of a problem with vectors and matrices (or of any problem)."""
     program = source if isinstance(source, TensorProgram) else program_of(source)
-    env: dict[str, np.ndarray] = dict(program.values)
-    forward: list[TensorForward] = []
-    for stage in program.stages:
-        value = evaluate(stage.tree, env)
-        value = np.broadcast_to(value, (value.shape[0], *stage.tree.shape)).copy()
-        env[stage.name] = value
-        forward.append(TensorForward(stage.name, stage.tree, stage.text, stage.tree.shape, value, stage.tree.batched))
-
-    needs = _needs_gradient(program)
-    terms: dict[str, list[TensorTerm]] = {name: [] for name in needs}
-    cache: dict[int, np.ndarray] = {}
-    adjoints: list[TensorAdjoint] = []
-    n = program.n_samples
-    for stage in reversed(program.stages):
-        if stage.name not in needs:
-            continue
-        node = program.node(stage.name)
-        if stage.name == program.loss:
-            value = np.ones((1, *node.shape))
-            record = TensorAdjoint(stage.name, "stage", node.shape, [], value, False)
-        else:
-            value = _total(terms[stage.name], node, n)
-            record = TensorAdjoint(stage.name, "stage", node.shape, terms[stage.name], value, node.batched)
-        env[f"δ:{stage.name}"] = value
-        adjoints.append(record)
-        # The loss's own adjoint is 1: its rules start from the number, not from "∂L/∂L".
-        seed = (const(1) if stage.name == program.loss
-                else TNode("adjoint", shape=node.shape, batched=node.batched, name=stage.name))
-        for target, formula in _backward(stage.tree, seed, needs, n):
-            terms[target].append(TensorTerm(stage.name, formula, evaluate(formula, env, cache)))
-    gradients = []
-    for name in program.parameters:
-        node = program.leaves[name]
-        gradients.append(TensorAdjoint(name, "parameter", node.shape, terms.get(name, []),
-                                       _total(terms.get(name, []), node, n), False))
+    plan = BackwardPlan(program)
+    env = plan.run(program.values)
+    forward = [TensorForward(s.name, s.tree, s.text, s.tree.shape, env[s.name], s.tree.batched)
+               for s in program.stages]
+    records = {}
+    for name, rules in plan.rules.items():
+        records[name] = [TensorTerm(via, formula, env[f"δ:{via}→{name}#{k}"]) for k, (via, formula) in enumerate(rules)]
+    adjoints = [TensorAdjoint(s.name, "stage", s.tree.shape, records.get(s.name, []), env[f"δ:{s.name}"],
+                              s.tree.batched and s.name != program.loss)
+                for s in reversed(program.stages) if s.name in plan.needs]
+    gradients = [TensorAdjoint(name, "parameter", program.leaves[name].shape, records.get(name, []),
+                               env[f"δ:{name}"], False) for name in program.parameters]
     return MatrixDerivation(program, forward, adjoints, gradients, env)
 
 
-def _total(terms: list[TensorTerm], node: TNode, n: int) -> np.ndarray:
-    rows = n if node.batched else 1
-    total = np.zeros((rows, *node.shape))
-    for term in terms:
-        total = total + term.value
-    return total
+class BackwardPlan:
+    """The backward pass of a program as formulas, built once; :meth:`run` gives every number.
+
+    ``rules[name]`` lists, for each node whose adjoint is needed, the stages that use it
+    with the formula of their share (a :class:`TensorTerm` without its value).  The
+    derivation runs it once at the problem's values; training runs it at every step.
+    """
+
+    def __init__(self, program: TensorProgram) -> None:
+        self.program = program
+        self.needs = _needs_gradient(program)
+        self.rules: dict[str, list[tuple[str, TNode]]] = {name: [] for name in self.needs}
+        for stage in reversed(program.stages):
+            if stage.name not in self.needs:
+                continue
+            node = program.node(stage.name)
+            # The loss's own adjoint is 1: its rules start from the number, not from "∂L/∂L".
+            seed = (const(1) if stage.name == program.loss
+                    else TNode("adjoint", shape=node.shape, batched=node.batched, name=stage.name))
+            for target, formula in _backward(stage.tree, seed, self.needs, program.n_samples):
+                self.rules[target].append((stage.name, formula))
+
+    def run(self, leaves: Mapping[str, np.ndarray], n_samples: int | None = None) -> dict[str, np.ndarray]:
+        """Every value (``name``), adjoint (``δ:name``) and term (``δ:via→name#k``) at these leaf values.
+
+        ``n_samples`` is the batch's size where it is not the program's (a minibatch):
+        a mean's ``1/n`` follows it.
+        """
+        program = self.program
+        n = program.n_samples if n_samples is None else n_samples
+        env: dict[str, np.ndarray] = dict(leaves)
+        env["#n"] = np.array([float(n)])
+        for stage in program.stages:
+            value = evaluate(stage.tree, env)
+            env[stage.name] = np.broadcast_to(value, (value.shape[0], *stage.tree.shape)).copy()
+        cache: dict[int, np.ndarray] = {}
+        order = [s.name for s in reversed(program.stages) if s.name in self.needs] + program.parameters
+        for name in order:
+            node = program.node(name)
+            if name == program.loss:
+                env[f"δ:{name}"] = np.ones((1, *node.shape))
+                continue
+            total = np.zeros((n if node.batched else 1, *node.shape))
+            for k, (via, formula) in enumerate(self.rules.get(name, [])):
+                value = evaluate(formula, env, cache)
+                env[f"δ:{via}→{name}#{k}"] = value
+                total = total + value
+            env[f"δ:{name}"] = total
+        return env
+
+    def loss_and_gradients(self, leaves: Mapping[str, np.ndarray],
+                           n_samples: int | None = None) -> tuple[float, dict[str, np.ndarray]]:
+        """The loss and each parameter's gradient (without the sample axis)."""
+        env = self.run(leaves, n_samples)
+        loss = float(np.asarray(env[self.program.loss]).ravel()[0])
+        return loss, {name: env[f"δ:{name}"][0] for name in self.program.parameters}
 
 
 def _needs_gradient(program: TensorProgram) -> set[str]:

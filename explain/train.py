@@ -404,6 +404,11 @@ class _Trainer:
         start = {**problem.parameters, **problem.values, **problem.data}
         self.full = [_cast(v, dtype) for v in program.leaves(start)]
         self.batches = self._batches(nodes, graph)
+        # Vectors and matrices train on the compiled tensor program (whole-matrix products);
+        # float32 keeps the scalar program, which runs in the dtype it is given.
+        self.loss_and_grad = program.loss_and_grad
+        if problem.shapes and dtype is np.float64:
+            self.loss_and_grad = _TensorGradients(problem, nodes, self.names)
 
     def _batches(self, nodes: list[str], graph: Graph) -> list[tuple[list[Any], int]]:
         """The leaves of each update within an epoch, with the batch's sample count."""
@@ -464,7 +469,7 @@ class _Trainer:
     def _loop(self, total: int, losses: np.ndarray, states: np.ndarray, batch_losses: np.ndarray,
               gradients: np.ndarray, progress: Progress | None) -> tuple[int, Divergence | None]:
         """Run the updates; returns how many were made and the divergence, if any."""
-        f = self.program.loss_and_grad
+        f = self.loss_and_grad
         full, n, slots, batches = self.full, self.n, self.slots, self.batches
         per = len(batches)
         gd = self.config.optimizer == "gd"
@@ -511,6 +516,42 @@ class _Trainer:
             if not isfinite(loss):
                 return total, Divergence(total, _kind(loss))
         return total, None
+
+
+class _TensorGradients:
+    """``loss_and_grad`` of the compiled tensor program, on the scalar program's leaves (entries) and order.
+
+    Entries are gathered into their tensors (a data column's into one row per sample of
+    the batch), the backward plan of :mod:`explain.tensorgraph` gives every gradient,
+    and they are scattered back in the order of the Graph's parameters.
+    """
+
+    def __init__(self, problem: Problem, nodes: list[str], parameters: list[str]) -> None:
+        from .tensorgraph import BackwardPlan, program_of
+        from .tensors import entry_name
+
+        self.plan = BackwardPlan(program_of(problem))
+        program = self.plan.program
+        position = {name: i for i, name in enumerate(nodes)}
+        self.gather = []
+        owner: dict[str, tuple[str, tuple[int, ...]]] = {}
+        for name, leaf in program.leaves.items():
+            entries = [(index, position[entry_name(name, index) if leaf.shape else name])
+                       for index in np.ndindex(leaf.shape)]
+            self.gather.append((name, leaf.shape, leaf.batched, entries))
+            owner.update({entry_name(name, index) if leaf.shape else name: (name, index)
+                          for index in np.ndindex(leaf.shape)})
+        self.scatter = [owner[p] for p in parameters]
+
+    def __call__(self, leaves: list[Any], n_samples: int) -> tuple[float, list[float]]:
+        values = {}
+        for name, shape, batched, entries in self.gather:
+            array = np.empty((n_samples if batched else 1, *shape))
+            for index, i in entries:
+                array[(slice(None), *index)] = leaves[i]
+            values[name] = array
+        loss, grads = self.plan.loss_and_gradients(values, n_samples)
+        return loss, [float(grads[name][index]) for name, index in self.scatter]
 
 
 def _kind(value: float) -> str:

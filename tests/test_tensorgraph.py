@@ -307,3 +307,39 @@ def test_asking_for_cuda_without_it_is_a_clear_error():
     md = derive_matrix(explain.load(EXAMPLES / "mazur_matrix.toml"))
     with pytest.raises(ExplainError, match="cuda"):
         verify_matrix(md, device="cuda")
+
+
+def test_a_file_without_train_table_trains_with_the_defaults():
+    # Regression: the torch.optim check read settings that only a [train] table fills (KeyError: 'weight_decay').
+    import json
+
+    from .conftest import run_cli
+
+    result = run_cli("train", str(EXAMPLES / "pytorch_autograd_tutorial.toml"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout)["final"]["parameters"]
+    # PyTorch's tutorial: ∂out/∂x = 4.5 in every entry; one step at the default rate 0.01 gives 1 − 0.045
+    assert final["x_0_1"] == pytest.approx(0.955, abs=1e-12)
+
+
+def test_training_a_tensor_problem_gives_the_scalar_programs_numbers():
+    # The tensor program (whole-matrix products) and the scalar program (one node per entry)
+    # are two implementations of one problem: their trajectories agree step by step.
+    from explain.compile import Program as ScalarProgram
+    from explain.graph import Graph
+    from explain.train import train
+
+    problem = explain.load(EXAMPLES / "xor_vectors.toml")
+    ours = train(problem, steps=50, optimizer="sgd")
+    scalar = train(problem, steps=50, optimizer="sgd", dtype="float32")  # float32 keeps the scalar program
+    assert ours.dtype == "float64"
+    np.testing.assert_allclose(ours.losses, scalar.losses, rtol=1e-5)
+    program = ScalarProgram(Graph.from_problem(problem))
+    leaves = program.leaves({**problem.parameters, **problem.values, **problem.data})
+    from explain.train import _TensorGradients
+
+    tensor = _TensorGradients(problem, list(program.graph.nodes), program.graph.parameters)
+    loss, grads = tensor(leaves, problem.n_samples)
+    loss_s, grads_s = program.loss_and_grad(leaves, problem.n_samples)
+    assert loss == pytest.approx(float(loss_s), abs=1e-15)
+    np.testing.assert_allclose(grads, [float(g) for g in grads_s], atol=1e-15)
