@@ -843,34 +843,26 @@ class BackwardPlan:
                     else TNode("adjoint", shape=node.shape, batched=node.batched, name=stage.name))
             for target, formula in _backward(stage.tree, seed, self.needs, program.n_samples):
                 self.rules[target].append((stage.name, formula))
+        self._compiled: Callable[[dict[str, np.ndarray]], None] | None = None
 
     def run(self, leaves: Mapping[str, np.ndarray], n_samples: int | None = None) -> dict[str, np.ndarray]:
         """Every value (``name``), adjoint (``δ:name``) and term (``δ:via→name#k``) at these leaf values.
 
         ``n_samples`` is the batch's size where it is not the program's (a minibatch):
-        a mean's ``1/n`` follows it.
+        a mean's ``1/n`` follows it.  The plan is compiled on first use into one
+        straight-line Python function of NumPy operations (see :func:`_compile`).
         """
-        program = self.program
-        n = program.n_samples if n_samples is None else n_samples
+        if self._compiled is None:
+            self._compiled = _compile(self)
         env: dict[str, np.ndarray] = dict(leaves)
-        env["#n"] = np.array([float(n)])
-        for stage in program.stages:
-            value = evaluate(stage.tree, env)
-            env[stage.name] = np.broadcast_to(value, (value.shape[0], *stage.tree.shape)).copy()
-        cache: dict[int, np.ndarray] = {}
-        order = [s.name for s in reversed(program.stages) if s.name in self.needs] + program.parameters
-        for name in order:
-            node = program.node(name)
-            if name == program.loss:
-                env[f"δ:{name}"] = np.ones((1, *node.shape))
-                continue
-            total = np.zeros((n if node.batched else 1, *node.shape))
-            for k, (via, formula) in enumerate(self.rules.get(name, [])):
-                value = evaluate(formula, env, cache)
-                env[f"δ:{via}→{name}#{k}"] = value
-                total = total + value
-            env[f"δ:{name}"] = total
+        env["#n"] = np.array([float(self.program.n_samples if n_samples is None else n_samples)])
+        with np.errstate(all="ignore"):
+            self._compiled(env)
         return env
+
+    def order(self) -> list[str]:
+        """The adjoints in the order they are computed: stages from the loss back, then parameters."""
+        return [s.name for s in reversed(self.program.stages) if s.name in self.needs] + self.program.parameters
 
     def loss_and_gradients(self, leaves: Mapping[str, np.ndarray],
                            n_samples: int | None = None) -> tuple[float, dict[str, np.ndarray]]:
@@ -878,6 +870,87 @@ class BackwardPlan:
         env = self.run(leaves, n_samples)
         loss = float(np.asarray(env[self.program.loss]).ravel()[0])
         return loss, {name: env[f"δ:{name}"][0] for name in self.program.parameters}
+
+
+def _compile(plan: BackwardPlan) -> Callable[[dict[str, np.ndarray]], None]:
+    """The plan as one generated Python function: a line per node, NumPy calls with static shapes.
+
+    Walking the trees node by node costs a few microseconds per node and step; a
+    training loop on a small network spends more time there than in arithmetic.  The
+    generated function does the same operations as :func:`evaluate` (the derivation's
+    numbers come from it, and tests hold both equal to torch), with the broadcasting
+    reshapes and the matmul case chosen once.  No user text reaches the code: names
+    are looked up as string literals made by ``repr``, operations from a fixed table.
+    """
+    program = plan.program
+    lines = ["def _program(env):", "    n = int(env['#n'][0])", "    inv_n = 1.0 / env['#n']"]
+    constants: dict[str, Any] = {"np": np, "_compute": _compute, "_onehot": _onehot, "_softmax": _softmax,
+                                 "_log_softmax": _log_softmax}
+    seen: dict[int, str] = {}
+
+    def keep(value: Any) -> str:
+        name = f"c{len(constants)}"
+        constants[name] = value
+        return name
+
+    def aligned(var: str, node: TNode, ndim: int) -> str:
+        missing = ndim - len(node.shape)
+        return f"{var}.reshape((-1, {'1, ' * missing}{''.join(f'{d}, ' for d in node.shape)}))" if missing else var
+
+    def emit(node: TNode) -> str:
+        if id(node) in seen:
+            return seen[id(node)]
+        op = node.op
+        if op == "name":
+            code = f"env[{node.name!r}]"
+        elif op == "adjoint":
+            code = f"env[{'δ:' + str(node.name)!r}]"
+        elif op == "const":
+            code = "inv_n" if node.label == "1/n" else keep(np.array([node.number]))
+        else:
+            args = [emit(a) for a in node.args]
+            nd = len(node.shape)
+            if op in _INFIX:
+                a, b = (aligned(v, n, nd) for v, n in zip(args, node.args))
+                code = f"{a} {_INFIX[op]} {b}"
+            elif op == "neg":
+                code = f"-{args[0]}"
+            elif op == "f":
+                call = keep(numpy_functions()[node.name])
+                code = f"{call}({', '.join(aligned(v, n, nd) for v, n in zip(args, node.args))})"
+            elif op == "sample_sum" and node.args[0].op == "outer":
+                a, b = (emit(x) for x in node.args[0].args)
+                code = f"(({a}.T @ {b}) if len({a}) == len({b}) else np.einsum('si,tj->ij', {a}, {b}))[None]"
+            else:
+                code = f"_compute({keep(node)}, [{', '.join(args)}])"
+        var = f"t{len(seen)}"
+        lines.append(f"    {var} = {code}")
+        seen[id(node)] = var
+        return var
+
+    for stage in program.stages:
+        var = emit(stage.tree)
+        shape = keep((*stage.tree.shape,))
+        lines.append(f"    env[{stage.name!r}] = np.broadcast_to({var}, ({var}.shape[0], *{shape})).copy()")
+    for name in plan.order():
+        node = program.node(name)
+        shape = keep((*node.shape,))
+        if name == program.loss:
+            lines.append(f"    env[{'δ:' + name!r}] = np.ones((1, *{shape}))")
+            continue
+        rows = "n" if node.batched else "1"
+        total = [f"np.zeros(({rows}, *{shape}))"]
+        for k, (via, formula) in enumerate(plan.rules.get(name, [])):
+            var = emit(formula)
+            lines.append(f"    env[{f'δ:{via}→{name}#{k}'!r}] = {var}")
+            total.append(var)
+        lines.append(f"    env[{'δ:' + name!r}] = {' + '.join(total)}")
+    namespace = dict(constants)
+    exec(compile("\n".join(lines), "<explain tensor program>", "exec"), namespace)  # noqa: S102 - our own code
+    return namespace["_program"]  # type: ignore[no-any-return]
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
 
 def _needs_gradient(program: TensorProgram) -> set[str]:
