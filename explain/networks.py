@@ -34,7 +34,8 @@ from .parse import Prebuilt
 NAMINGS = ("mazur", "io", "layered")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax")
 LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
-NETWORK_KEYS = ("inputs", "targets", "naming", "loss", "layers")
+FORMS = ("scalar", "matrix")
+NETWORK_KEYS = ("inputs", "targets", "naming", "form", "loss", "reduction", "layers")
 LAYER_KEYS = ("units", "activation", "weights", "bias", "train_bias", "slope")
 # Size limits (docs/limits.md), checked before anything is expanded: a
 # derivation costs about 0.2 ms per edge, so these keep a network's solve
@@ -43,6 +44,8 @@ MAX_UNITS = 1000
 MAX_INPUTS = 1000
 MAX_LAYERS = 200
 MAX_WEIGHTS = 5_000
+#: Entries of a [network] data set (inputs or targets): as for a [data] column.
+MAX_SAMPLE_VALUES = 10_000_000
 
 
 class _Names:
@@ -97,11 +100,27 @@ def expand_network(raw: Any, where: str) -> dict[str, Any]:
     for key in raw:
         if key not in NETWORK_KEYS:
             raise ExplainError(f"{where} {key}", f"unknown key; allowed keys: {', '.join(NETWORK_KEYS)}")
-    inputs = _number_list(raw.get("inputs"), f"{where} inputs")
-    targets = _number_list(raw.get("targets"), f"{where} targets")
+    form = raw.get("form", "scalar")
+    if form not in FORMS:
+        raise ExplainError(f"{where} form", f"must be one of {', '.join(FORMS)}, got {form!r}")
+    samples = _samples(raw.get("inputs"), raw.get("targets"), where)
+    if samples is None:
+        inputs = _number_list(raw.get("inputs"), f"{where} inputs")
+        targets = _number_list(raw.get("targets"), f"{where} targets")
+        reduction = None
+    else:
+        input_rows, target_rows = samples
+        inputs, targets = input_rows[0], target_rows[0]  # the widths; the values are the rows
+        reduction = raw.get("reduction", "mean")
+        if reduction not in ("sum", "mean"):
+            raise ExplainError(f"{where} reduction", f"must be one of sum, mean, got {reduction!r}")
+    if samples is None and "reduction" in raw:
+        raise ExplainError(f"{where} reduction", message("network_reduction_single"))
     naming = raw.get("naming", "io")
     if naming not in NAMINGS:
         raise ExplainError(f"{where} naming", f"must be one of {', '.join(NAMINGS)}, got {naming!r}")
+    if form == "matrix" and "naming" in raw:
+        raise ExplainError(f"{where} naming", message("network_matrix_naming"))
     loss = raw.get("loss", "half_sse")
     if loss not in LOSSES:
         raise ExplainError(f"{where} loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -109,6 +128,62 @@ def expand_network(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(layers, list) or not layers or not all(isinstance(x, Mapping) for x in layers):
         raise ExplainError(f"{where} layers", "needs at least one [[network.layers]] table")
     _check_size(len(inputs), layers, where)
+    if form == "matrix":
+        from .matrixnet import expand_matrix
+
+        expanded = expand_matrix(inputs, targets, layers, loss, where)
+    else:
+        expanded = _expand_scalar(inputs, targets, layers, naming, loss, where)
+    if samples is not None:
+        _as_data(expanded, form, input_rows, target_rows)
+        expanded["reduction"] = reduction
+    expanded.pop("input_names", None)
+    expanded.pop("target_names", None)
+    return expanded
+
+
+def _samples(inputs: Any, targets: Any, where: str) -> tuple[list[list[float]], list[list[float]]] | None:
+    """A data set (inputs as rows, one a sample) as rows of inputs and rows of targets; None for one sample.
+
+    Targets are rows too, or one number per sample (a network with one output).
+    """
+    if not (isinstance(inputs, list) and inputs and isinstance(inputs[0], list)):
+        return None
+    from .tensors import read_nested
+
+    rows = read_nested(inputs, f"{where} inputs", limit=MAX_SAMPLE_VALUES)
+    if rows.ndim != 2:
+        raise ExplainError(f"{where} inputs", message("tensor_list_mixed"))
+    if not isinstance(targets, list) or not targets:
+        raise ExplainError(f"{where} targets", message("network_targets_rows", n=len(rows)))
+    goal = read_nested(targets, f"{where} targets", limit=MAX_SAMPLE_VALUES)
+    if goal.ndim == 1:
+        goal = goal.reshape(-1, 1)
+    if len(goal) != len(rows):
+        raise ExplainError(f"{where} targets", message("network_targets_count", got=len(goal), n=len(rows)))
+    return rows.tolist(), goal.tolist()
+
+
+def _as_data(expanded: dict[str, Any], form: str, inputs: list[list[float]], targets: list[list[float]]) -> None:
+    """Move the inputs and targets of a data set from [values] to [data] columns (one value per sample)."""
+    values = expanded["values"]
+    data: dict[str, Any] = {}
+    if form == "matrix":
+        del values["x"], values["y"]
+        data["x"], data["y"] = inputs, targets
+    else:
+        input_names = [n for n in values if n in expanded["input_names"]]
+        target_names = [n for n in values if n in expanded["target_names"]]
+        for names, rows in ((input_names, inputs), (target_names, targets)):
+            for k, name in enumerate(names):
+                del values[name]
+                data[name] = [row[k] for row in rows]
+    expanded["data"] = data
+
+
+def _expand_scalar(inputs: list[float], targets: list[float], layers: list[Any], naming: str, loss: str,
+                   where: str) -> dict[str, Any]:
+    """The scalar forms (mazur, io, layered): one parameter per weight, one stage per unit."""
 
     names = _Names(naming, len(layers))
     values: dict[str, Any] = {names.input(i + 1): v for i, v in enumerate(inputs)}
@@ -124,7 +199,9 @@ def expand_network(raw: Any, where: str) -> dict[str, Any]:
     if len(previous) != len(targets):
         raise ExplainError(f"{where} targets", f"has {len(targets)} values but the last layer has {len(previous)} units")
     forward[names.loss()] = _loss_text(loss, previous, [names.target(j + 1) for j in range(len(targets))])
-    return {"values": values, "parameters": parameters, "forward": forward, "loss": names.loss()}
+    return {"values": values, "parameters": parameters, "forward": forward, "loss": names.loss(),
+            "input_names": [names.input(i + 1) for i in range(len(inputs))],
+            "target_names": [names.target(j + 1) for j in range(len(targets))]}
 
 
 def _expand_layer(

@@ -203,6 +203,10 @@ class _Reader:
                     raise self.fail(key, "cannot be combined with [network]; the network defines it")
             if "loss" in raw:
                 raise self.fail("loss", "the loss is set in [network] (network.loss); remove the top-level key")
+            if "reduction" in raw:
+                from .i18n import message
+
+                raise self.fail("reduction", message("network_reduction_top"))
             raw.update(expand_network(raw["network"], self.where("[network]")))
 
         title = self.text(raw, "title", default="Untitled problem")
