@@ -87,7 +87,8 @@ def read_nested(value: list[Any], where: str, limit: int = MAX_ENTRIES) -> np.nd
     return array
 
 
-_RANDOM = re.compile(r"\s*(?:(?P<scale>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
+#: ``randn(...)`` or ``rand(...)``, optionally scaled by a number: read by a regular expression, never evaluated.
+RANDOM_CALL = re.compile(r"\s*(?:(?P<scale>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
                      r"(?P<func>randn|rand)\s*\((?P<args>[^()]*)\)\s*")
 
 
@@ -97,7 +98,7 @@ def random_shape(text: str, where: str, limit: int = MAX_ENTRIES) -> tuple[float
     Read with a small regular expression, never evaluated; ``randn()`` without a
     count is a single number and stays with the value expressions (None here).
     """
-    match = _RANDOM.fullmatch(text)
+    match = RANDOM_CALL.fullmatch(text)
     if match is None or not match["args"].strip():
         return None
     counts = [c.strip() for c in match["args"].split(",")]
