@@ -17,6 +17,11 @@ layered     x1 x2 / y1 y2       z1_1, a1_1          w1_11 (layer,     L
 
 With more than one hidden layer, hidden layers are ``h1_``, ``h2_`` … (so
 ``out_h2_3`` is unit 3 of hidden layer 2); the output layer is ``o``.
+
+``form = "matrix"`` writes the network with one weight matrix and bias per layer
+instead (``W1``, ``b1``, ``z1 = "W1 @ x + b1"``: :func:`expand_matrix`).  Inputs and
+targets given as rows (one a sample) make a data set in either form: they become
+``[data]`` columns and ``reduction`` combines the samples.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ import sympy as sp
 from .errors import ExplainError
 from .i18n import message
 from .parse import Prebuilt
+from .tensors import RANDOM_CALL, MAX_ENTRIES, read_nested
 
 NAMINGS = ("mazur", "io", "layered")
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "softmax")
 LOSSES = ("half_sse", "sse", "mse", "bce", "cross_entropy")
-NETWORK_KEYS = ("inputs", "targets", "naming", "loss", "layers")
+FORMS = ("scalar", "matrix")
+NETWORK_KEYS = ("inputs", "targets", "naming", "form", "loss", "reduction", "layers")
 LAYER_KEYS = ("units", "activation", "weights", "bias", "train_bias", "slope")
 # Size limits (docs/limits.md), checked before anything is expanded: a
 # derivation costs about 0.2 ms per edge, so these keep a network's solve
@@ -43,6 +50,8 @@ MAX_UNITS = 1000
 MAX_INPUTS = 1000
 MAX_LAYERS = 200
 MAX_WEIGHTS = 5_000
+#: Entries of a [network] data set (inputs or targets): as for a [data] column.
+MAX_SAMPLE_VALUES = 10_000_000
 
 
 class _Names:
@@ -97,11 +106,27 @@ def expand_network(raw: Any, where: str) -> dict[str, Any]:
     for key in raw:
         if key not in NETWORK_KEYS:
             raise ExplainError(f"{where} {key}", f"unknown key; allowed keys: {', '.join(NETWORK_KEYS)}")
-    inputs = _number_list(raw.get("inputs"), f"{where} inputs")
-    targets = _number_list(raw.get("targets"), f"{where} targets")
+    form = raw.get("form", "scalar")
+    if form not in FORMS:
+        raise ExplainError(f"{where} form", f"must be one of {', '.join(FORMS)}, got {form!r}")
+    samples = _samples(raw.get("inputs"), raw.get("targets"), where)
+    if samples is None:
+        inputs = _number_list(raw.get("inputs"), f"{where} inputs")
+        targets = _number_list(raw.get("targets"), f"{where} targets")
+        reduction = None
+    else:
+        input_rows, target_rows = samples
+        inputs, targets = input_rows[0], target_rows[0]  # the widths; the values are the rows
+        reduction = raw.get("reduction", "mean")
+        if reduction not in ("sum", "mean"):
+            raise ExplainError(f"{where} reduction", f"must be one of sum, mean, got {reduction!r}")
+    if samples is None and "reduction" in raw:
+        raise ExplainError(f"{where} reduction", message("network_reduction_single"))
     naming = raw.get("naming", "io")
     if naming not in NAMINGS:
         raise ExplainError(f"{where} naming", f"must be one of {', '.join(NAMINGS)}, got {naming!r}")
+    if form == "matrix" and "naming" in raw:
+        raise ExplainError(f"{where} naming", message("network_matrix_naming"))
     loss = raw.get("loss", "half_sse")
     if loss not in LOSSES:
         raise ExplainError(f"{where} loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -109,6 +134,58 @@ def expand_network(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(layers, list) or not layers or not all(isinstance(x, Mapping) for x in layers):
         raise ExplainError(f"{where} layers", "needs at least one [[network.layers]] table")
     _check_size(len(inputs), layers, where)
+    if form == "matrix":
+        expanded = expand_matrix(inputs, targets, layers, loss, where)
+    else:
+        expanded = _expand_scalar(inputs, targets, layers, naming, loss, where)
+    if samples is not None:
+        _as_data(expanded, form, input_rows, target_rows)
+        expanded["reduction"] = reduction
+    expanded.pop("input_names", None)
+    expanded.pop("target_names", None)
+    return expanded
+
+
+def _samples(inputs: Any, targets: Any, where: str) -> tuple[list[list[float]], list[list[float]]] | None:
+    """A data set (inputs as rows, one a sample) as rows of inputs and rows of targets; None for one sample.
+
+    Targets are rows too, or one number per sample (a network with one output).
+    """
+    if not (isinstance(inputs, list) and inputs and isinstance(inputs[0], list)):
+        return None
+    rows = read_nested(inputs, f"{where} inputs", limit=MAX_SAMPLE_VALUES)
+    if rows.ndim != 2:
+        raise ExplainError(f"{where} inputs", message("tensor_list_mixed"))
+    if not isinstance(targets, list) or not targets:
+        raise ExplainError(f"{where} targets", message("network_targets_rows", n=len(rows)))
+    goal = read_nested(targets, f"{where} targets", limit=MAX_SAMPLE_VALUES)
+    if goal.ndim == 1:
+        goal = goal.reshape(-1, 1)
+    if len(goal) != len(rows):
+        raise ExplainError(f"{where} targets", message("network_targets_count", got=len(goal), n=len(rows)))
+    return rows.tolist(), goal.tolist()
+
+
+def _as_data(expanded: dict[str, Any], form: str, inputs: list[list[float]], targets: list[list[float]]) -> None:
+    """Move the inputs and targets of a data set from [values] to [data] columns (one value per sample)."""
+    values = expanded["values"]
+    data: dict[str, Any] = {}
+    if form == "matrix":
+        del values["x"], values["y"]
+        data["x"], data["y"] = inputs, targets
+    else:
+        input_names = [n for n in values if n in expanded["input_names"]]
+        target_names = [n for n in values if n in expanded["target_names"]]
+        for names, rows in ((input_names, inputs), (target_names, targets)):
+            for k, name in enumerate(names):
+                del values[name]
+                data[name] = [row[k] for row in rows]
+    expanded["data"] = data
+
+
+def _expand_scalar(inputs: list[float], targets: list[float], layers: list[Any], naming: str, loss: str,
+                   where: str) -> dict[str, Any]:
+    """The scalar forms (mazur, io, layered): one parameter per weight, one stage per unit."""
 
     names = _Names(naming, len(layers))
     values: dict[str, Any] = {names.input(i + 1): v for i, v in enumerate(inputs)}
@@ -124,7 +201,9 @@ def expand_network(raw: Any, where: str) -> dict[str, Any]:
     if len(previous) != len(targets):
         raise ExplainError(f"{where} targets", f"has {len(targets)} values but the last layer has {len(previous)} units")
     forward[names.loss()] = _loss_text(loss, previous, [names.target(j + 1) for j in range(len(targets))])
-    return {"values": values, "parameters": parameters, "forward": forward, "loss": names.loss()}
+    return {"values": values, "parameters": parameters, "forward": forward, "loss": names.loss(),
+            "input_names": [names.input(i + 1) for i in range(len(inputs))],
+            "target_names": [names.target(j + 1) for j in range(len(targets))]}
 
 
 def _expand_layer(
@@ -276,3 +355,99 @@ def _sum(terms: list[str], layout: str, factor: Any) -> Prebuilt:
         return factor * sp.Add(*(parse_expression(t, names) for t in terms))
 
     return Prebuilt(layout.format(" + ".join(terms)), make)
+
+
+# -- form = "matrix" ---------------------------------------------------------------
+
+def expand_matrix(inputs: list[float], targets: list[float], layers: list[Mapping[str, Any]], loss: str,
+                  where: str) -> dict[str, Any]:
+    """``form = "matrix"``: values ``x``, ``y``; parameters ``W1, b1, …``; stages ``z1, a1, …`` and the loss ``L``.
+
+    Layer l has the parameter ``Wl`` (units × inputs, ``weights[j][i]`` from input i
+    to unit j, as in the scalar forms) and the bias ``bl`` (a vector, or one number
+    shared by the layer, broadcast).  Its stages are the tensor stages a user would
+    write by hand, ``zl = "Wl @ a(l-1) + bl"`` and ``al = "sigmoid(zl)"``: text, not
+    :class:`~explain.parse.Prebuilt`, so that they are read like any ``[forward]``
+    stage and kept in ``Problem.tensor_texts`` for the matrix-form derivation.
+    """
+    values: dict[str, Any] = {"x": list(inputs), "y": list(targets)}
+    parameters: dict[str, Any] = {}
+    forward: dict[str, str] = {}
+    previous, width = "x", len(inputs)
+    for index, layer in enumerate(layers, start=1):
+        lw = f"{where} layers[{index - 1}]"
+        for key in layer:
+            if key not in LAYER_KEYS:
+                raise ExplainError(f"{lw} {key}", f"unknown key; allowed keys: {', '.join(LAYER_KEYS)}")
+        units = layer.get("units")
+        if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= MAX_UNITS:
+            raise ExplainError(f"{lw} units", f"must be a whole number between 1 and {MAX_UNITS}, got {units!r}")
+        activation = layer.get("activation", "sigmoid")
+        if activation not in ACTIVATIONS:
+            raise ExplainError(f"{lw} activation", f"must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        train_bias = layer.get("train_bias", False)
+        if not isinstance(train_bias, bool):
+            raise ExplainError(f"{lw} train_bias", "must be true or false")
+        slope = layer.get("slope", 0.01)
+        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope):
+            raise ExplainError(f"{lw} slope", "must be a number")
+
+        w, b, z, a = f"W{index}", f"b{index}", f"z{index}", f"a{index}"
+        parameters[w] = _matrix_weights(layer.get("weights"), units, width, f"{lw} weights")
+        bias = _matrix_bias(layer.get("bias"), units, f"{lw} bias")
+        if bias is not None:
+            (parameters if train_bias else values)[b] = bias
+        forward[z] = f"{w} @ {previous} + {b}" if bias is not None else f"{w} @ {previous}"
+        if activation == "identity":
+            forward[a] = z
+        elif activation == "leaky_relu":
+            forward[a] = f"leaky_relu({z}, {slope!r})"
+        else:
+            forward[a] = f"{activation}({z})"
+        previous, width = a, units
+
+    if width != len(targets):
+        raise ExplainError(f"{where} targets", f"has {len(targets)} values but the last layer has {width} units")
+    forward["L"] = _matrix_loss(loss, previous)
+    return {"values": values, "parameters": parameters, "forward": forward, "loss": "L"}
+
+
+def _matrix_loss(loss: str, out: str) -> str:
+    """The network's loss over the output vector ``out`` and the targets ``y``, as tensor text."""
+    return {
+        "half_sse": f"sum(({out} - y)**2)/2",
+        "sse": f"sum(({out} - y)**2)",
+        "mse": f"mse({out}, y)",
+        "bce": f"bce({out}, y)",
+        "cross_entropy": f"-sum(y*log({out}))",
+    }[loss]
+
+
+def _matrix_weights(value: Any, units: int, inputs: int, where: str) -> Any:
+    """A nested list of units × inputs numbers, or ``"randn()"``-style text drawn as one random matrix."""
+    if units * inputs > MAX_ENTRIES:
+        raise ExplainError(where, message("tensor_too_many", count=units * inputs, limit=MAX_ENTRIES))
+    if isinstance(value, str):
+        match = RANDOM_CALL.fullmatch(value)
+        if match is None or match["args"].strip():
+            raise ExplainError(where, message("network_matrix_weights", units=units, inputs=inputs))
+        scale = f"{match['scale']}*" if match["scale"] else ""
+        return f"{scale}{match['func']}({units}, {inputs})"
+    if not isinstance(value, list):
+        raise ExplainError(where, message("network_matrix_weights", units=units, inputs=inputs))
+    array = read_nested(value, where)
+    if array.shape != (units, inputs):
+        raise ExplainError(where, message("network_matrix_shape", shape=str(array.shape), units=units,
+                                          inputs=inputs))
+    return array.tolist()
+
+
+def _matrix_bias(value: Any, units: int, where: str) -> Any:
+    """None, one number (or value expression) shared by the layer, or a vector of one per unit."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, list) and len(value) == units:
+        return read_nested(value, where).tolist()
+    raise ExplainError(where, f"must be a number (shared by the layer) or a list of {units} numbers")

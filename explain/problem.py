@@ -12,7 +12,7 @@ import difflib
 import functools
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,8 @@ class _Reader:
         self.tensors: dict[str, np.ndarray] = {}
         self.leaf_tensors: set[str] = set()
         self.tensor_texts: dict[str, str] = {}
+        self.data: dict[str, np.ndarray] = {}
+        self.defined: dict[str, Any] = {}
 
     def where(self, key: str) -> str:
         return located(self.source, key)
@@ -201,6 +203,10 @@ class _Reader:
                     raise self.fail(key, "cannot be combined with [network]; the network defines it")
             if "loss" in raw:
                 raise self.fail("loss", "the loss is set in [network] (network.loss); remove the top-level key")
+            if "reduction" in raw:
+                from .i18n import message
+
+                raise self.fail("reduction", message("network_reduction_top"))
             raw.update(expand_network(raw["network"], self.where("[network]")))
 
         title = self.text(raw, "title", default="Untitled problem")
@@ -208,6 +214,7 @@ class _Reader:
         defined: dict[str, Any] = {}
         values = self.scalars(raw, "values", defined)
         data = self.columns(raw, defined)
+        self.data, self.defined = data, defined  # one-hot columns of class labels join them (onehot)
         parameters = self.scalars(raw, "parameters", defined)
         if not parameters:
             raise self.fail("[parameters]", "a problem needs at least one trainable parameter")
@@ -219,7 +226,7 @@ class _Reader:
             if "reduction" in raw:
                 raise self.fail("reduction", "with a [cost] table, write the reduction in it: "
                                              "mean(l) or sum(l) of a per-sample stage l")
-            stages += self.cost(raw, [*values, *data, *parameters], stages, set(data))
+            stages += self.cost(raw, [*values, *data, *parameters], stages, set(data), values)
         stage_names = [s.name for s in stages]
 
         written = [*self.table(raw, "forward"), *self.table(raw, "cost")]
@@ -301,6 +308,10 @@ class _Reader:
             if isinstance(value, list):
                 self.tensor_leaf(name, value, where, defined, result)
                 continue
+            random = self.random_tensor(value, where)
+            if random is not None:  # "randn(3, 4)": a random matrix, drawn from the file's seed
+                self.tensor_leaf(name, random.tolist(), where, defined, result)
+                continue
             number = self.number(value, where, defined)
             if isinstance(number, np.ndarray):
                 raise ExplainError(where, "must be a single number; lists of samples belong in [data]")
@@ -326,6 +337,20 @@ class _Reader:
         self.leaf_tensors.add(name)
         defined[name] = array  # the name is taken, so that no later table defines it again
 
+    def random_tensor(self, value: Any, where: str, data: bool = False) -> np.ndarray | None:
+        """``"randn(3, 4)"`` or ``"0.1*rand(4)"`` drawn from the seeded generator, in file order; else None.
+
+        In [data] (``data``) only a matrix is read here, as one vector per sample:
+        ``"randn(50)"`` stays a value expression (its own, larger, limit).
+        """
+        from .parse import MAX_VALUES
+        from .tensors import MAX_ENTRIES, draw_random, random_shape
+
+        if not isinstance(value, str) or (data and "," not in value):
+            return None
+        spec = random_shape(value, where, limit=MAX_VALUES if data else MAX_ENTRIES)
+        return None if spec is None else draw_random(spec, self.rng())
+
     def number(self, value: Any, where: str, defined: Mapping[str, Any]) -> Any:
         if isinstance(value, bool):
             raise ExplainError(where, "must be a number, not true/false")
@@ -348,7 +373,13 @@ class _Reader:
             if isinstance(value, list) and value and isinstance(value[0], list):
                 length = self.vector_column(name, value, where, length, defined, result)
                 continue
-            if isinstance(value, list):
+            random = self.random_tensor(value, where, data=True)
+            if random is not None and random.ndim == 2:  # "randn(5, 4)": 5 samples of a vector of 4
+                length = self.vector_column(name, random.tolist(), where, length, defined, result)
+                continue
+            if random is not None:  # "randn(3, 4, 5)" was refused; one count has no comma
+                column = random
+            elif isinstance(value, list):
                 if not value:
                     raise ExplainError(where, "is an empty list")
                 entries = [self.number(v, f"{where}[{i}]", {}) for i, v in enumerate(value)]
@@ -434,12 +465,12 @@ class _Reader:
         return result
 
     def tensor_stage(self, name: str, text: str, key: str, symbols: dict[str, sp.Expr],
-                     constants: Mapping[str, float]) -> list[Stage]:
+                     constants: Mapping[str, float], reducible: Collection[str] = ()) -> list[Stage]:
         """A stage built over vectors and matrices: one scalar stage per entry of its value."""
         from .i18n import message
         from .tensors import build, entry_label, entry_name, symbol_array
 
-        value = build(text, symbols, self.tensors, constants, self.where(key))
+        value = build(text, symbols, self.tensors, constants, self.where(key), reducible, self.onehot)
         self.tensor_texts[name] = text
         if value.ndim == 0:
             symbols[name] = sp.Symbol(name, real=True)
@@ -456,7 +487,36 @@ class _Reader:
         self.tensors[name] = symbol_array(name, value.shape)
         return stages
 
-    def cost(self, raw: Mapping[str, Any], leaves: list[str], stages: list[Stage], data: set[str]) -> list[Stage]:
+    def onehot(self, name: str, classes: int) -> np.ndarray | None:
+        """The one-hot columns ``label_0 … label_{K-1}`` of a [data] column of class numbers, or None.
+
+        ``cross_entropy(z, label)`` with ``label`` a column of whole numbers is
+        −Σ_k label_k·log softmax(z)_k, so that the expansion stays a sum of entries
+        (the scalar engine has no indicator function); the columns are data like any other.
+        """
+        from .i18n import message
+        from .tensors import entry_label, entry_name, symbol_array
+
+        column = self.data.get(name)
+        if column is None or name in self.shapes:
+            return None
+        bad = [i for i, v in enumerate(column) if v != int(v) or not 0 <= v < classes]
+        if bad:
+            raise ValueError(message("tensor_label_column", name=name, i=bad[0], value=column[bad[0]],
+                                     last=classes - 1))
+        for k in range(classes):
+            entry = entry_name(name, (k,))
+            hot = (column == k).astype(float)
+            if entry in self.data and np.array_equal(self.data[entry], hot):
+                continue  # the same labels, one-hot already
+            if entry in self.defined or entry in self.data:
+                raise ValueError(message("tensor_entry_taken", entry=entry_label(name, (k,)), name=name,
+                                         internal=entry))
+            self.data[entry] = hot
+        return symbol_array(name, (classes,))
+
+    def cost(self, raw: Mapping[str, Any], leaves: list[str], stages: list[Stage], data: set[str],
+             constants: Mapping[str, float]) -> list[Stage]:
         """The ``[cost]`` stages: computed once, after reducing per-sample stages with mean() or sum().
 
         A reduction inside a larger formula (``J = "mean(l) + lam*w**2"``) becomes a
@@ -486,25 +546,48 @@ class _Reader:
             for other in [*later, name]:
                 if _mentions(text, other):
                     raise self.fail(key, f"uses {other!r}, which is not defined before it; stages must be in order (no cycles)")
+            from .tensors import uses_tensors
+
+            if uses_tensors(text, self.tensors, _words(text), symbols):
+                # lam*norm2(W1): tensors after the reduction, built entry by entry as in [forward];
+                # mean(l) of a per-sample stage stays the reduction over the samples.
+                built = self.tensor_stage(name, text, key, dict(symbols), constants, reducible=per_sample)
+                lifted: dict[sp.Expr, sp.Symbol] = {}
+                for stage in built:
+                    expr = self.reduced(key, stage.expr, per_sample, taken, symbols, result, lifted,
+                                        whole=len(built) == 1)
+                    result.append(Stage(stage.name, expr, stage.text))
+                    symbols[stage.name] = sp.Symbol(stage.name, real=True)
+                continue
             expr = parse_expression(text, symbols, self.where(key), reducible=per_sample)
-            reductions = sorted(expr.atoms(SampleSum, SampleMean), key=str)
-            bare = expr.xreplace({r: sp.Dummy() for r in reductions})
-            loose = sorted(s.name for s in bare.free_symbols if s.name in per_sample)
-            if loose:
-                raise self.fail(key, f"{loose[0]!r} has one value per sample; in [cost] use it through "
-                                     f"mean({loose[0]}) or sum({loose[0]})")
-            if reductions and expr not in reductions:
-                lifted = {}
-                for r in reductions:
-                    kind = reduction_kind(r)
-                    own = _free_name(f"{kind}_{r.args[0]}", taken)
-                    taken.add(own)
-                    result.append(Stage(own, r, f"{kind}({r.args[0]})"))
-                    symbols[own] = lifted[r] = sp.Symbol(own, real=True)
-                expr = expr.xreplace(lifted)
+            expr = self.reduced(key, expr, per_sample, taken, symbols, result, {}, whole=True)
             result.append(Stage(name, expr, text))
             symbols[name] = sp.Symbol(name, real=True)
         return result
+
+    def reduced(self, key: str, expr: sp.Expr, per_sample: set[str], taken: set[str], symbols: dict[str, sp.Expr],
+                result: list[Stage], lifted: dict[sp.Expr, sp.Symbol], whole: bool) -> sp.Expr:
+        """A [cost] expression with each reduction inside a larger formula lifted into a stage of its own.
+
+        ``whole``: a stage that is exactly one reduction (``L = "mean(l)"``) stays as it is.
+        """
+        reductions = sorted(expr.atoms(SampleSum, SampleMean), key=str)
+        bare = expr.xreplace({r: sp.Dummy() for r in reductions})
+        loose = sorted(s.name for s in bare.free_symbols if s.name in per_sample)
+        if loose:
+            raise self.fail(key, f"{loose[0]!r} has one value per sample; in [cost] use it through "
+                                 f"mean({loose[0]}) or sum({loose[0]})")
+        if reductions and not (whole and expr in reductions):
+            for r in reductions:
+                if r in lifted:
+                    continue
+                kind = reduction_kind(r)
+                own = _free_name(f"{kind}_{r.args[0]}", taken)
+                taken.add(own)
+                result.append(Stage(own, r, f"{kind}({r.args[0]})"))
+                symbols[own] = lifted[r] = sp.Symbol(own, real=True)
+            expr = expr.xreplace(lifted)
+        return expr
 
     def train(self, raw: Any, data: Mapping[str, np.ndarray], stages: list[str]) -> TrainConfig:
         if not isinstance(raw, Mapping):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,11 @@ MAX_ENTRIES = 4096
 #: Functions of whole vectors and matrices, with their (min, max) number of arguments.
 TENSOR_FUNCTIONS: dict[str, tuple[int, int]] = {
     "sum": (1, 2), "mean": (1, 2), "softmax": (1, 1), "log_softmax": (1, 1), "logsumexp": (1, 1),
-    "cross_entropy": (2, 2), "mse": (2, 2), "norm2": (1, 1),
+    "cross_entropy": (2, 2), "mse": (2, 2), "bce": (2, 2), "norm2": (1, 1),
 }
+
+#: Tensor functions that also take plain numbers: ``bce(p, y)`` of a scalar output is a stage of its own.
+SCALAR_TOO = frozenset({"bce", "mse"})
 
 
 Shape = tuple[int, ...]
@@ -84,6 +87,43 @@ def read_nested(value: list[Any], where: str, limit: int = MAX_ENTRIES) -> np.nd
     return array
 
 
+#: ``randn(...)`` or ``rand(...)``, optionally scaled by a number: read by a regular expression, never evaluated.
+RANDOM_CALL = re.compile(r"\s*(?:(?P<scale>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
+                     r"(?P<func>randn|rand)\s*\((?P<args>[^()]*)\)\s*")
+
+
+def random_shape(text: str, where: str, limit: int = MAX_ENTRIES) -> tuple[float, str, Shape] | None:
+    """``"randn(3, 4)"``, ``"0.1*rand(4)"``: (scale, function, shape) of a random vector or matrix, else None.
+
+    Read with a small regular expression, never evaluated; ``randn()`` without a
+    count is a single number and stays with the value expressions (None here).
+    """
+    match = RANDOM_CALL.fullmatch(text)
+    if match is None or not match["args"].strip():
+        return None
+    counts = [c.strip() for c in match["args"].split(",")]
+    func = match["func"]
+    if not all(c.isdigit() for c in counts):
+        return None  # randn(n) of a name: a value expression, as before
+    if len(counts) > 2 or not all(int(c) > 0 for c in counts):
+        raise ExplainError(where, message("tensor_random_shape", func=func, text=text.strip()))
+    shape = tuple(int(c) for c in counts)
+    size = math.prod(shape)
+    if size > limit:
+        raise ExplainError(where, message("tensor_too_many", count=size, limit=limit))
+    scale = float(match["scale"]) if match["scale"] else 1.0
+    if not math.isfinite(scale):
+        raise ExplainError(where, message("tensor_random_shape", func=func, text=text.strip()))
+    return scale, func, shape
+
+
+def draw_random(spec: tuple[float, str, Shape], rng: np.random.Generator) -> np.ndarray:
+    """The entries of a random tensor, row by row: randn standard normal, rand uniform on [0, 1)."""
+    scale, func, shape = spec
+    draw = rng.standard_normal if func == "randn" else rng.random
+    return scale * draw(shape)
+
+
 def _entry(value: Any, where: str, index: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ExplainError(where, message("tensor_list_entry", index=index, value=repr(value)))
@@ -114,10 +154,13 @@ class TensorBuilder(_SymbolicBuilder):
     """
 
     def __init__(self, names: Mapping[str, sp.Expr], tensors: Mapping[str, np.ndarray],
-                 constants: Mapping[str, float]) -> None:
-        super().__init__(names)
+                 constants: Mapping[str, float], reducible: Collection[str] = (),
+                 onehot: Callable[[str, int], np.ndarray | None] | None = None) -> None:
+        super().__init__(names, reducible)
         self._tensors = tensors
         self._constants = constants
+        # cross_entropy(z, label) of a [data] column of class numbers: its one-hot columns (the reader makes them).
+        self._onehot = onehot
 
     # -- leaves ---------------------------------------------------------------------
     def number(self, value: float | int) -> Any:
@@ -192,6 +235,9 @@ class TensorBuilder(_SymbolicBuilder):
             return _map(lambda *entries: scalar(func, list(entries)), *self._broadcast_all(func, args))
         if func in ("sum", "mean"):
             v = args[0]
+            if self._reducible and len(args) == 1 and v.ndim == 0:
+                # [cost]: mean(l) of a per-sample stage l is the reduction over the samples.
+                return _array(super().call(func, [v[()]]))
             if v.ndim == 0:
                 raise ValueError(message("tensor_reduce_number", func=func))
             if len(args) == 2:
@@ -209,12 +255,17 @@ class TensorBuilder(_SymbolicBuilder):
             return _array(total / v.size if func == "mean" else total)
         if func == "norm2":
             return _array(sp.Add(*(e**2 for e in args[0].flat)))
-        if func == "mse":
+        if func in ("mse", "bce"):
             a, b = args
             if a.shape != b.shape:
                 raise ValueError(message("tensor_same_shape", func=func, left=shape_text(a.shape),
                                          right=shape_text(b.shape)))
-            return _array(sp.Add(*((x - y) ** 2 for x, y in zip(a.flat, b.flat))) / a.size)
+            if func == "mse":
+                return _array(sp.Add(*((x - y) ** 2 for x, y in zip(a.flat, b.flat))) / a.size)
+            # torch.nn.functional.binary_cross_entropy(p, y), reduction="mean":
+            # −(1/n) Σ [y·log p + (1 − y)·log(1 − p)] (torch's clamp of log at −100 is not modelled).
+            return _array(-sp.Add(*(y * sp.log(p) + (1 - y) * sp.log(1 - p) for p, y in zip(a.flat, b.flat)))
+                          / a.size)
         z = args[0]
         if z.ndim != 1:
             raise ValueError(message("tensor_needs_vector", func=func, shape=shape_text(z.shape)))
@@ -228,6 +279,10 @@ class TensorBuilder(_SymbolicBuilder):
             return np.array([sp.exp(e) / total for e in z], dtype=object)
         # cross_entropy(z, label): −log softmax(z)[label], or −Σ y_k log softmax(z)_k for a one-hot y.
         label = args[1]
+        if label.ndim == 0 and isinstance(label[()], sp.Symbol) and self._onehot is not None:
+            hot = self._onehot(label[()].name, len(z))
+            if hot is not None:
+                label = hot
         if label.shape == z.shape:
             return _array(-sp.Add(*(y * (e - lse) for y, e in zip(label, z))))
         k = self._whole(label, func, len(z) - 1, key="tensor_label")
@@ -277,14 +332,20 @@ def uses_tensors(text: str, tensors: Mapping[str, Any], words: frozenset[str], n
         return False
     # sum(), mean() … alone do not make a stage a tensor one: in a scalar file mean(l) in
     # [forward] stays "unknown function" (reductions over the samples belong in [cost]).
-    return bool(words & set(tensors)) or "@" in text or ".T" in text
+    # bce(p, y) and mse(a, b) of plain numbers are tensor stages too (0-d), unless the file names one of them.
+    return (bool(words & set(tensors)) or "@" in text or ".T" in text
+            or any(f in words and f not in names for f in SCALAR_TOO))
 
 
 def build(text: str, symbols: Mapping[str, sp.Expr], tensors: Mapping[str, np.ndarray],
-          constants: Mapping[str, float], where: str) -> np.ndarray:
-    """The value of a [forward] expression as an object array of SymPy expressions (shapes checked)."""
+          constants: Mapping[str, float], where: str, reducible: Collection[str] = (),
+          onehot: Callable[[str, int], np.ndarray | None] | None = None) -> np.ndarray:
+    """The value of a [forward] (or [cost]) expression as an object array of SymPy expressions (shapes checked).
+
+    ``reducible``: in [cost], the per-sample names that ``mean(l)`` and ``sum(l)`` reduce over the samples.
+    """
     try:
-        value = _walk(text, TensorBuilder(symbols, tensors, constants), where)
+        value = _walk(text, TensorBuilder(symbols, tensors, constants, reducible, onehot), where)
     except ZeroDivisionError:
         raise ExplainError(where, "division by zero") from None
     except ValueError as exc:
