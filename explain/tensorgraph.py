@@ -907,6 +907,9 @@ def _compile(plan: BackwardPlan) -> Callable[[dict[str, np.ndarray]], None]:
             code = f"env[{'δ:' + str(node.name)!r}]"
         elif op == "const":
             code = "inv_n" if node.label == "1/n" else keep(np.array([node.number]))
+        elif op == "sample_sum" and node.args[0].op == "outer":  # Σᵢ δᵢxᵢᵀ as one product δᵀX
+            a, b = (emit(x) for x in node.args[0].args)
+            code = f"(({a}.T @ {b}) if len({a}) == len({b}) else np.einsum('si,tj->ij', {a}, {b}))[None]"
         else:
             args = [emit(a) for a in node.args]
             nd = len(node.shape)
@@ -918,9 +921,6 @@ def _compile(plan: BackwardPlan) -> Callable[[dict[str, np.ndarray]], None]:
             elif op == "f":
                 call = keep(numpy_functions()[node.name])
                 code = f"{call}({', '.join(aligned(v, n, nd) for v, n in zip(args, node.args))})"
-            elif op == "sample_sum" and node.args[0].op == "outer":
-                a, b = (emit(x) for x in node.args[0].args)
-                code = f"(({a}.T @ {b}) if len({a}) == len({b}) else np.einsum('si,tj->ij', {a}, {b}))[None]"
             else:
                 code = f"_compute({keep(node)}, [{', '.join(args)}])"
         var = f"t{len(seen)}"
