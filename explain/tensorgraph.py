@@ -657,6 +657,8 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
         (v,) = args
         # A whole sum's cotangent is one number, the same for every entry: it broadcasts
         # through the rules above it, and fit() spreads it where it meets a name.
+        if node.axis is not None and g.shape != node.shape:  # a whole sum's one number above: make it the row first
+            g = _spread(g, node, None)
         spread = g if node.axis is None else _spread(g, v, node.axis)
         if op == "mean":
             count = math.prod(v.shape) if node.axis is None else v.shape[node.axis]
@@ -721,7 +723,7 @@ def fit(formula: TNode, target: TNode, parent: TNode) -> TNode:
     if formula.batched and not target.batched:
         formula = TNode("sample_sum", (formula,), formula.shape, False)
     full = parent.shape if parent.op in _ELEMENTWISE else target.shape
-    if formula.shape == target.shape:
+    if formula.shape == target.shape == full:
         return formula
     if formula.shape != full:
         if target.shape == full and target.op != "name":

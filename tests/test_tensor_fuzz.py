@@ -164,7 +164,7 @@ def _numbers(draw: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.array(values, dtype=float).reshape(shape)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.integers(1, 3), st.integers(1, 3), st.data())
 def test_random_tensor_losses_agree_in_the_matrix_view_the_scalar_view_and_torch(m, n, data):
     text, torch_loss = data.draw(expression((), 3))

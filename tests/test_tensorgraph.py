@@ -343,3 +343,20 @@ def test_training_a_tensor_problem_gives_the_scalar_programs_numbers():
     loss_s, grads_s = program.loss_and_grad(leaves, problem.n_samples)
     assert loss == pytest.approx(float(loss_s), abs=1e-15)
     np.testing.assert_allclose(grads, [float(g) for g in grads_s], atol=1e-15)
+
+
+@pytest.mark.parametrize("text, torch_loss", [
+    # Found by tests/test_tensor_fuzz.py: a number broadcast into a vector under a whole mean got the mean's
+    # one number instead of its sum over the vector; a mean over an axis under a whole mean could not spread.
+    ("mean(u + s)", lambda A, u, s: (u + s).mean()),
+    ("mean(mean(A, 1))", lambda A, u, s: A.mean(1).mean()),
+    ("sum(A * s) + mean(sum(A, 0) - s)", lambda A, u, s: (A * s).sum() + (A.sum(0) - s).mean()),
+])
+def test_whole_reductions_over_broadcast_numbers(text, torch_loss):
+    arrays = {"A": np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]), "u": np.array([0.3, -0.6]), "s": np.array(0.7)}
+    md = derive_matrix(TensorProgram.from_texts(parameters=arrays, forward={"L": text}))
+    t = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in arrays.items()}
+    torch_loss(**t).backward()
+    for name, leaf in t.items():
+        theirs = np.zeros(leaf.shape) if leaf.grad is None else leaf.grad.numpy()
+        np.testing.assert_allclose(md.grad(name), theirs, atol=1e-14, err_msg=name)
