@@ -34,6 +34,7 @@ LAYER_OF = {
     "explain.written": "core", "explain.functions": "core", "explain.parse": "core",
     "explain.placement": "core", "explain.networks": "core", "explain.problem": "core", "explain.stage": "core",
     "explain.tensors": "core", "explain.tensorgraph": "core",
+    "explain.tensornodes": "core", "explain.tensorrules": "core", "explain.tensoreval": "core",
     "explain.graph": "core", "explain.compile": "core", "explain.finite": "core", "explain.highprecision": "core",
     "explain.derivation": "core", "explain.optimizers": "core",
     # SymPy printers of math: the renderers print with them, and a diagnosis prints a formula
