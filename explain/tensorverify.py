@@ -275,7 +275,7 @@ def finite_difference_check(derivation: MatrixDerivation) -> list[FiniteDifferen
     """
     program = derivation.program
     start = time.perf_counter()
-    _loss(program, program.values)
+    f0 = _loss(program, program.values)
     once = max(time.perf_counter() - start, 1e-6)
     budget = int(max(FD_MINIMUM, min(FD_MAXIMUM, FD_SECONDS / (4 * once))))
     per_parameter = max(1, budget // max(1, len(program.parameters)))
@@ -295,7 +295,6 @@ def finite_difference_check(derivation: MatrixDerivation) -> list[FiniteDifferen
 
             p = float(base[(0, *index)])
             h = 1e-6 * max(1.0, abs(p))
-            f0 = _loss(program, program.values)
             fp, fm, fp2, fm2 = at(h), at(-h), at(2 * h), at(-2 * h)
             central = (fp - fm) / (2 * h)
             wide = (fp2 - fm2) / (4 * h)
