@@ -15,7 +15,9 @@ matrix printed by the style, not a change of the blocks.
 
 ``sections`` (see :data:`SECTIONS`) selects parts of the solution; ``handout``
 gives the problem sheet without the solution.  The givens and the table of
-gradients (the answer) are always shown in a solution.
+gradients (the answer) are always shown in a solution.  A problem with vectors or
+matrices gets the matrix form (:mod:`explain.render.matrixform`) and, by default, only
+that view (:data:`TENSOR_SECTIONS`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ from .mathprint import MathStyle
 from .steps import StepWriter, shown_edges, shown_nodes
 
 #: The parts of a worked solution a reader may choose (``--sections``), in order.
-SECTIONS = ("forward", "local", "backward", "paths", "delta", "verification", "training")
+SECTIONS = ("forward", "local", "backward", "paths", "delta", "matrix", "verification", "training")
+#: What a problem with vectors or matrices shows unless asked for more: the matrix form
+#: replaces the scalar view's steps, one per entry (a 4-10-3 classifier has 83 parameters
+#: and hundreds of entry stages); ``--sections forward,local,backward,paths,delta`` shows
+#: them, and the JSON output always has every path.
+TENSOR_SECTIONS = ("matrix", "verification", "training")
 #: Training histories longer than this show their first and last steps only.
 HISTORY_ROWS = 12
 #: Parameters shown as columns of the training table (the rest are left out, and a note
@@ -260,7 +267,20 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
         solution.derivation, style, lang,
         verification=solution.verification, training=solution.training, figures=figures,
         sections=getattr(solution, "sections", None) if sections is None else sections,
-        handout=bool(getattr(solution, "handout", False)) if handout is None else handout, pages=pages)
+        handout=bool(getattr(solution, "handout", False)) if handout is None else handout, pages=pages,
+        matrix=_matrix(solution))
+
+
+def _matrix(solution: Any) -> Any:
+    """The solution's matrix-form derivation (None for a scalar problem), computed once per solution."""
+    from .matrixform import matrix_of
+
+    cache = getattr(solution, "__dict__", None)
+    if cache is None:
+        return matrix_of(getattr(solution, "problem", None))
+    if "_matrix_form" not in cache:
+        cache["_matrix_form"] = matrix_of(getattr(solution, "problem", None))
+    return cache["_matrix_form"]
 
 
 def build_document(
@@ -275,16 +295,21 @@ def build_document(
     handout: bool = False,
     title: str | None = None,
     pages: bool = False,
+    matrix: Any = None,
 ) -> Document:
     """The worked solution (or with ``handout`` the problem sheet) as blocks, math printed by ``style``.
 
     ``figures`` names the figures the printer can show (``"graph"``, ``"plot"``).
     ``pages``: the document is typeset on pages (PDF, LaTeX), where a big network's
-    repeated equations are sampled (see :data:`PAGE_LOCALS`).
+    repeated equations are sampled (see :data:`PAGE_LOCALS`).  ``matrix``: the problem's
+    :class:`~explain.tensorgraph.MatrixDerivation` (a problem with vectors or matrices).
     """
     from .. import __version__
 
+    default = sections is None
     chosen = parse_sections(sections)
+    if default and matrix is not None:
+        chosen = TENSOR_SECTIONS
     m = Messages(lang)
     d = derivation
     g = d.graph
@@ -299,7 +324,7 @@ def build_document(
 
     # The handout leaves the graph out: the drawn graph shows every value and gradient
     # (a blank graph for students is the graph renderer's to draw).
-    _problem(doc, d, s, m, () if handout else figures)
+    _problem(doc, d, s, m, () if handout else figures, matrix)
     if handout:
         _handout(doc, d, s, m, chosen)
         return doc
@@ -344,7 +369,13 @@ def build_document(
     if "paths" in chosen or "delta" in chosen:
         _chain_rule(doc, w, m, "paths" in chosen, "delta" in chosen, pages)
 
-    _gradients(doc, d, s, m, training)
+    if matrix is not None and "matrix" in chosen:
+        from .matrixform import matrix_section
+
+        matrix_section(doc, matrix, d, s, m)
+        if default:
+            add(Paragraph([Text(m("matrix_scalar_sections"))], "note"))
+    _gradients(doc, d, s, m, training, matrix)
     if verification is not None and "verification" in chosen:
         _verification(doc, verification, s, m)
     if training is not None and "training" in chosen:
@@ -352,7 +383,7 @@ def build_document(
     return doc
 
 
-def _problem(doc: Document, d: Any, s: MathStyle, m: Messages, figures: Sequence[str]) -> None:
+def _problem(doc: Document, d: Any, s: MathStyle, m: Messages, figures: Sequence[str], matrix: Any = None) -> None:
     """The givens: description, parameters and values, the data, the graph."""
     g = d.graph
     add = doc.blocks.append
@@ -363,7 +394,11 @@ def _problem(doc: Document, d: Any, s: MathStyle, m: Messages, figures: Sequence
     facts: list[tuple[str, list[Inline]]] = []
     for key, kind in (("parameters", "parameter"), ("values", "value")):
         names = [n.name for n in g.nodes.values() if n.kind == kind]
-        if names:
+        if names and matrix is not None:  # vectors and matrices whole, not entry by entry
+            from .matrixform import tensor_givens
+
+            facts.append((m(key), _join(tensor_givens(matrix, s, kind))))
+        elif names:
             facts.append((m(key), _join([[Math(f"{s.name(n)} = {s.number(g.leaf_values[n])}")] for n in names])))
     data = [n.name for n in g.nodes.values() if n.kind == "data"]
     n = g.n_samples or 0
@@ -456,11 +491,16 @@ def _path_preview(w: StepWriter, gradient: Any) -> Eq | None:
     return Eq(w.total_partial(gradient.name), (tuple(terms) + ("+ " + _dots(s),),))
 
 
-def _gradients(doc: Document, d: Any, s: MathStyle, m: Messages, training: Any) -> None:
+def _gradients(doc: Document, d: Any, s: MathStyle, m: Messages, training: Any, matrix: Any = None) -> None:
     g = d.graph
     add = doc.blocks.append
     add(Heading(1, [Text(m("gradients"))]))
     after = _after_one_step(training)
+    if matrix is not None:
+        from .matrixform import tensor_gradients
+
+        tensor_gradients(doc, matrix, s, m, after)
+        return
     header = [[Text(m("parameter"))], [Text(m("value"))], [Text(m("gradient"))]]
     if after is not None:
         header.append(_msg(m, "pdf_after_step", rate=Math(s.number(after[0]))))

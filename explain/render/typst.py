@@ -212,10 +212,10 @@ def _eq(eq: Eq) -> str:
 
 
 def _display_box(src: str, after: bool = False) -> str:
-    """Math in display style (full-size fractions), on one line.  ``after``: a term that
+    """Math in display style (full-size fractions and matrices), on one line.  ``after``: a term that
     continues a sum (``+ b``), given an empty left operand so that its sign keeps the
     spacing of a binary operator."""
-    if "," in _top_level(src) or "/" not in src:  # display(a, b) would read two arguments
+    if "," in _top_level(src) or ("/" not in src and "mat(" not in src):  # display(a, b) would read two arguments
         return f"#box({_math(src)})"  # and without a fraction, display style changes nothing
     lead = '"" ' if after else ""
     # The line grows to the fraction's bounds: with the text's default edges (cap height,
