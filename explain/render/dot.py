@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # importing the explain.derive module would shadow explain.de
     from ..derivation import Derivation
 
 FORMATS = ("svg", "png", "pdf", "dot")
-LEVELS = ("auto", "operation", "stage", "layer")
+LEVELS = ("auto", "operation", "stage", "layer", "tensor")
 
 #: Up to this many drawn edges, each edge shows ``∂dst/∂src = formula = value`` (a 3-4-4-2
 #: network has 76: in small boxes on their edges, the full labels stay legible).
@@ -186,7 +186,7 @@ class _Box:
 
 def graph_dot(
     derivation: Derivation, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> str:
     """The DOT source of the annotated computation graph.
 
@@ -194,16 +194,26 @@ def graph_dot(
     gradient ∂loss/∂node; each edge its local derivative, symbolic and numeric.
     ``highlight`` (a node name) emphasises every path from that node to the loss —
     exactly the paths summed in its chain rule — and dims the rest.  ``blank``
-    leaves every number out (a handout to fill in).
+    leaves every number out (a handout to fill in).  ``matrix``: the problem's
+    :class:`~explain.tensorgraph.MatrixDerivation` (a problem with vectors or matrices),
+    drawn one box per tensor (``level="tensor"``, what ``auto`` picks without a highlight).
     """
-    return graph_digraph(derivation, highlight, level, precision, lang, blank).source
+    return graph_digraph(derivation, highlight, level, precision, lang, blank, matrix).source
 
 
 def graph_digraph(
     derivation: Derivation, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> graphviz.Digraph:
     """The drawing as a :class:`graphviz.Digraph` (``.source``, ``.pipe()``, ``.render()``)."""
+    # A highlight names a scalar node (an entry, W1_0_1): its paths are the scalar drawing's.
+    if level == "tensor" or (level == "auto" and matrix is not None and highlight is None):
+        if matrix is None:
+            raise ExplainError("--level tensor", Messages(lang)("graph_tensor_scalar"))
+        from .tensordot import tensor_digraph
+
+        g = derivation.graph
+        return tensor_digraph(matrix, g.title, g.description, precision, lang, blank)
     return _Drawing(derivation, highlight, level, precision, lang, blank).digraph()
 
 
@@ -698,15 +708,15 @@ def _svg(source: str, lang: str) -> str:
 
 def graph_svg(
     derivation: Derivation, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> str:
     """The graph as an SVG document (for notebooks and web pages); needs Graphviz."""
-    return _svg(graph_dot(derivation, highlight, level, precision, lang, blank), lang)
+    return _svg(graph_dot(derivation, highlight, level, precision, lang, blank, matrix), lang)
 
 
 def write_graph(
     derivation: Derivation, path: str | Path, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> Path:
     """Draw the graph into ``path``; the format comes from its suffix (.svg .png .pdf .dot).
 
@@ -721,7 +731,7 @@ def write_graph(
     m = Messages(lang)
     path = Path(path)
     fmt = _format_of(path, m)
-    source = graph_dot(derivation, highlight, level, precision, lang, blank)
+    source = graph_dot(derivation, highlight, level, precision, lang, blank, matrix)
     if fmt == "dot":
         write_atomic(path, source)
         return path
