@@ -25,13 +25,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import ExplainError
 from ..i18n import Messages
+# The blocks live in explain.render.blocks (the matrix form builds them too); the printers
+# and callers know them under this module.
+from .blocks import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math,  # noqa: F401
+                     Paragraph, Plot, Series, Table, Text, _join, _msg)
 from .mathprint import MathStyle
 from .steps import StepWriter, shown_edges, shown_nodes
 
@@ -42,6 +45,9 @@ SECTIONS = ("forward", "local", "backward", "paths", "delta", "matrix", "verific
 #: and hundreds of entry stages); ``--sections forward,local,backward,paths,delta`` shows
 #: them, and the JSON output always has every path.
 TENSOR_SECTIONS = ("matrix", "verification", "training")
+#: A problem with vectors or matrices of at most this many parameter entries (Mazur's 2-2-2
+#: network has 8) shows both views by default: the scalar steps, then the matrix form.
+SCALAR_VIEW_ENTRIES = 16
 #: Training histories longer than this show their first and last steps only.
 HISTORY_ROWS = 12
 #: Parameters shown as columns of the training table (the rest are left out, and a note
@@ -67,105 +73,6 @@ PAGE_STAGES = 24
 #: gradients has every value, `--format json` every path).
 PAGE_CHAIN_PARAMETERS = 40
 PAGE_CHAIN_SAMPLE = 16
-
-
-# -- the blocks of a document ---------------------------------------------------------
-@dataclass(frozen=True)
-class Text:
-    """Words (from the catalog or a problem file): always escaped by the printer."""
-
-    text: str
-    strong: bool = False
-
-
-@dataclass(frozen=True)
-class Math:
-    """Inline math, already printed in the output's math language."""
-
-    src: str
-
-
-Inline = Text | Math
-Cell = list[Inline]
-
-
-@dataclass
-class Heading:
-    level: int
-    parts: list[Inline]
-
-
-@dataclass
-class Paragraph:
-    parts: list[Inline]
-    kind: str = "body"  # body | note | label | result | alert
-
-
-@dataclass(frozen=True)
-class Eq:
-    """``lhs = row₁ = row₂ …``; each row a list of terms ``a``, ``+ b``, ``- c``."""
-
-    lhs: str
-    rows: tuple[tuple[str, ...], ...]
-
-
-@dataclass
-class Equations:
-    items: list[Eq]
-    columns: int = 1
-
-
-@dataclass
-class Table:
-    header: list[Cell]
-    rows: list[list[Cell]]
-    align: str  # one letter per column: l, c, r
-
-
-@dataclass
-class Figure:
-    key: str  # "graph" | "plot": the printer knows the file
-    caption: list[Inline]
-
-
-@dataclass
-class Series:
-    """One loss curve: x (steps or epochs) and the loss, finite values only."""
-
-    label: str
-    x: list[float]
-    y: list[float]
-    diverged: bool = False
-
-
-@dataclass
-class Plot:
-    """A line plot drawn by the output language itself (no image file needed)."""
-
-    series: list[Series]
-    xlabel: str
-    ylabel: str
-    log: bool
-    caption: list[Inline]
-
-
-@dataclass
-class Facts:
-    """Labelled lines (the givens): a label column and a content column."""
-
-    rows: list[tuple[str, list[Inline]]]
-
-
-Block = Heading | Paragraph | Equations | Table | Figure | Plot | Facts
-
-
-@dataclass
-class Document:
-    title: str
-    subtitle: str
-    meta: str
-    lang: str
-    blocks: list[Block] = field(default_factory=list)
 
 
 # -- choosing sections ------------------------------------------------------------------
@@ -229,35 +136,6 @@ def _eq(equation: Any) -> Eq:
     return Eq(equation.lhs, tuple(split_terms(r) for r in equation.rhs))
 
 
-# -- from a catalog message to inline parts ------------------------------------------
-def _msg(m: Messages, key: str, **fields: Any) -> list[Inline]:
-    """A catalog message whose fields may be math: ``path_count(name=Math("w_1"))``."""
-    maths: list[Math] = []
-    plain: dict[str, Any] = {}
-    for k, v in fields.items():
-        if isinstance(v, Math):
-            plain[k] = f"\x00{len(maths)}\x00"
-            maths.append(v)
-        else:
-            plain[k] = v
-    parts: list[Inline] = []
-    for i, piece in enumerate(re.split(r"\x00(\d+)\x00", m(key, **plain))):
-        if i % 2:
-            parts.append(maths[int(piece)])
-        elif piece:
-            parts.append(Text(piece))
-    return parts
-
-
-def _join(items: Sequence[list[Inline]], sep: str = ", ") -> list[Inline]:
-    out: list[Inline] = []
-    for i, item in enumerate(items):
-        if i:
-            out.append(Text(sep))
-        out += item
-    return out
-
-
 # -- the document of a solution --------------------------------------------------------
 def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence[str] = (),
             sections: str | Iterable[str] | None = None, handout: bool | None = None, pages: bool = False) -> Document:
@@ -269,6 +147,11 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
         sections=getattr(solution, "sections", None) if sections is None else sections,
         handout=bool(getattr(solution, "handout", False)) if handout is None else handout, pages=pages,
         matrix=_matrix(solution))
+
+
+def _entries(matrix: Any) -> int:
+    """How many numbers the parameters of a matrix-form derivation hold."""
+    return sum(int(np.prod(g.shape)) for g in matrix.gradients)
 
 
 def _matrix(solution: Any) -> Any:
@@ -308,7 +191,8 @@ def build_document(
 
     default = sections is None
     chosen = parse_sections(sections)
-    if default and matrix is not None:
+    scalar_dropped = default and matrix is not None and _entries(matrix) > SCALAR_VIEW_ENTRIES
+    if scalar_dropped:
         chosen = TENSOR_SECTIONS
     m = Messages(lang)
     d = derivation
@@ -373,7 +257,7 @@ def build_document(
         from .matrixform import matrix_section
 
         matrix_section(doc, matrix, d, s, m)
-        if default:
+        if scalar_dropped:
             add(Paragraph([Text(m("matrix_scalar_sections"))], "note"))
     _gradients(doc, d, s, m, training, matrix)
     if verification is not None and "verification" in chosen:

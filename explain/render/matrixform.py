@@ -17,9 +17,9 @@ import numpy as np
 
 from ..i18n import Messages
 from ..tensors import entry_name
-from .document import Document, Eq, Equations, Heading, Inline, Math, Paragraph, Table, Text, _msg
+from .blocks import Document, Eq, Equations, Heading, Inline, Math, Paragraph, Table, Text, _msg
 from .mathprint import MathStyle
-from .tensorprint import adjoint_name, bare_name, formula, language, shape_line, shape_math, tensor_value
+from .tensorprint import MAX_COLS, adjoint_name, bare_name, formula, language, shape_line, shape_math, tensor_value
 
 
 def matrix_of(problem: Any) -> Any:
@@ -64,7 +64,7 @@ def matrix_section(doc: Document, md: Any, d: Any, style: MathStyle, m: Messages
     add = doc.blocks.append
     loss = md.loss
     add(Heading(1, [Text(m("matrix_form"))]))
-    symbols = {"latex": (r"\odot", r"{}^{\top}", r"\sum_{i}"), "typst": ("dot.o", "top", "sum_i")}
+    symbols = {"latex": (r"\odot", r"\top", r"\sum_{i}"), "typst": ("dot.o", "top", "sum_i")}
     odot, top, sigma = symbols.get(language(s), ("⊙", "ᵀ", "Σᵢ"))
     add(Paragraph(_msg(m, "matrix_intro", odot=Math(odot), top=Math(top), sigma=Math(sigma)), "note"))
     n = md.program.n_samples
@@ -80,10 +80,9 @@ def matrix_section(doc: Document, md: Any, d: Any, style: MathStyle, m: Messages
                    for f in md.forward]))
 
     add(Heading(2, [Text(m("matrix_backward"))]))
-    add(Paragraph(_msg(m, "matrix_backward_intro", delta=Math(adjoint_name(s, "v")),
-                       total=Math(s.total(loss, "v"))), "note"))
+    add(Paragraph([Text(m("matrix_backward_intro", loss=loss))], "note"))
     for record in md.adjoints:
-        lhs = adjoint_name(s, record.name)
+        lhs = adjoint_name(s, record.name, loss)
         if not record.terms:  # the loss: δ_L = 1
             add(Equations([Eq(lhs, (("1",),))]))
             continue
@@ -91,7 +90,7 @@ def matrix_section(doc: Document, md: Any, d: Any, style: MathStyle, m: Messages
     add(Heading(2, [Text(m("matrix_parameters"))]))
     add(Paragraph([Text(m("matrix_parameters_intro"))], "note"))
     for record in md.gradients:
-        lhs = s.total(loss, record.name) if language(s) == "text" else _total(s, loss, record.name)
+        lhs = _total(s, loss, record.name)
         _adjoint(doc, record, lhs, s, m, loss)
 
     _scalar_link(doc, md, d, s, m)
@@ -114,7 +113,9 @@ def _adjoint(doc: Document, record: Any, lhs: str, s: MathStyle, m: Messages, lo
                           else "+ " + _numbers(_term_value(t, record.batched), s) for i, t in enumerate(terms)))
     if not terms:
         rows = [("0",)]
-    rows.append((_numbers(_value(record), s),))
+    total = _numbers(_value(record), s)
+    if rows[-1] != (total,):  # dJ/dmean_l = 1, not = 1 = 1
+        rows.append((total,))
     add(Equations([Eq(lhs, tuple(rows))]))
     shapes = [line for t in terms if (line := shape_line(t.formula, s))]
     if shapes:
@@ -147,10 +148,9 @@ def _scalar_link(doc: Document, md: Any, d: Any, s: MathStyle, m: Messages) -> N
         scalar = d.gradients.get(entry) if d is not None else None
         if scalar is None:
             continue
-        label = f"{record.name}[{','.join(map(str, index))}]"
         rows.append(Paragraph(_msg(
-            m, "matrix_link", entry=Math(_entry(s, record.name, index)), grad=Math(_total(s, md.loss, record.name)),
-            count=scalar.path_count, label=label, value=Math(s.number(scalar.value)),
+            m, "matrix_link", entry=Math(_entry(s, record.name, index)), grad=f"d{md.loss}/d{record.name}",
+            count=scalar.path_count, value=Math(s.number(scalar.value)),
             matrix=Math(s.number(md.entry(record.name, index))))))
     if rows:
         doc.blocks.append(Heading(2, [Text(m("matrix_scalar_view"))]))
@@ -162,20 +162,39 @@ def _entry(s: MathStyle, name: str, index: tuple[int, ...]) -> str:
     lang = language(s)
     base = bare_name(s, name)
     inner = ",".join(map(str, index))
-    if lang == "latex":
-        return f"\\left[{base}\\right]_{{{inner}}}"
-    if lang == "typst":
-        return f"[{base}]_({inner})"
-    return f"{name}[{inner}]"
+    if lang == "text":
+        return f"{name}[{inner}]"
+    return f"{base}[{inner}]"  # one script level: a subscript's subscript is too small to read
+
+
+#: The answer's matrices are written whole up to this many entries, in blocks of columns
+#: that fit a page (MAX_COLS); a bigger one is elided like the steps (the JSON has it all).
+WHOLE_ENTRIES = 400
+
+
+def _column_blocks(lhs: str, value: np.ndarray, s: MathStyle) -> list[Eq]:
+    """``lhs = matrix``, or for a wide matrix one equation per block of columns (``lhs[:, 0:7]``)."""
+    array = np.asarray(value, dtype=float)
+    if array.ndim != 2 or array.shape[1] <= MAX_COLS or array.size > WHOLE_ENTRIES:
+        return [Eq(lhs, ((tensor_value(array, s),),))]
+    out = []
+    for start in range(0, array.shape[1], MAX_COLS):
+        stop = min(start + MAX_COLS, array.shape[1])
+        cut = f"[:, {start}:{stop}]"
+        # Brackets around a fraction: the block's columns are the whole gradient's, not the denominator's.
+        label = {"latex": rf"\left({lhs}\right)_{{{cut}}}",
+                 "typst": f"({lhs})_(\\[:, {start}:{stop}\\])"}.get(language(s), lhs + cut)
+        out.append(Eq(label, ((tensor_value(array[:, start:stop], s),),)))
+    return out
 
 
 def tensor_gradients(doc: Document, md: Any, s: MathStyle, m: Messages, after: Any) -> None:
-    """The gradients of a tensor problem (the answer): each parameter's matrix whole, and after one
-    step of gradient descent when the training is one.  Equations, not a table: a row of matrices
-    does not fit a page's columns."""
+    """The gradients of a tensor problem (the answer): each parameter's matrix whole (a wide one in
+    blocks of columns), and after one step of gradient descent when the training is one.
+    Equations, not a table: a row of matrices does not fit a page's columns."""
     items = []
     for record in md.gradients:
-        items.append(Eq(_total(s, md.loss, record.name), ((tensor_value(_value(record), s),),)))
+        items += _column_blocks(_total(s, md.loss, record.name), _value(record), s)
     doc.blocks.append(Equations(items))
     if after is None:
         return
@@ -184,8 +203,7 @@ def tensor_gradients(doc: Document, md: Any, s: MathStyle, m: Messages, after: A
         entries = [after[1].get(entry_name(record.name, idx) if record.shape else record.name)
                    for idx in np.ndindex(record.shape)]
         if all(e is not None for e in entries):
-            updated.append(Eq(bare_name(s, record.name),
-                              ((tensor_value(np.array(entries, float).reshape(record.shape), s),),)))
+            updated += _column_blocks(bare_name(s, record.name), np.array(entries, float).reshape(record.shape), s)
     if updated:
         doc.blocks.append(Paragraph(_msg(m, "pdf_after_step", rate=Math(s.number(after[0]))), "label"))
         doc.blocks.append(Equations(updated))

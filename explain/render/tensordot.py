@@ -15,7 +15,7 @@ import graphviz
 import numpy as np
 
 from ..i18n import Messages
-from .dot import _EDGE, _FONT, _FONT_ZH, _STYLE, BLANK, _esc, _GraphMath, _wrap, greek
+from .graphstyle import _EDGE, _FONT, _FONT_ZH, _STYLE, BLANK, _esc, _GraphMath, _wrap, greek
 from .tensorprint import formula
 
 #: A tensor with at most this many entries per sample shows all its numbers in its box.

@@ -23,9 +23,10 @@ from ..tensorgraph import TNode
 from ..tensors import shape_text
 from .mathprint import LatexMath, MathStyle, TypstMath, typst_string
 
-#: A matrix shows at most this many rows and columns (the first ones and the last one).
-MAX_ROWS = 8
-MAX_COLS = 8
+#: A matrix shows at most this many rows and columns (the first ones and the last one):
+#: seven columns of six-digit numbers fit a page's width, twelve rows a 10-unit layer.
+MAX_ROWS = 12
+MAX_COLS = 7
 
 _TEXT_NAMES = display_names("text")
 _LATEX_NAMES = {"log": r"\log", "exp": r"\exp", "tanh": r"\tanh", **display_names("latex")}
@@ -33,7 +34,9 @@ _TYPST_NAMES = display_names("typst")
 _TYPST_BARE = {"sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "ln", "log", "max", "min", "sqrt", "abs", "sigma"}
 
 # Binding strength of each operation: a child weaker than its place is parenthesised.
-_PRECEDENCE = {"add": 1, "sub": 1, "neg": 2, "mul": 2, "div": 2, "matmul": 2, "outer": 2, "pow": 4, "T": 4}
+# An adjoint is a fraction (dL/dz): bracketed before a transpose or a power.
+_PRECEDENCE = {"add": 1, "sub": 1, "neg": 2, "mul": 2, "div": 2, "matmul": 2, "outer": 2, "adjoint": 3, "pow": 4,
+               "T": 4}
 
 
 def language(style: MathStyle) -> str:
@@ -75,8 +78,9 @@ class _Printer:
         return _TEXT_NAMES.get(name, user)
 
     def adjoint(self, name: str) -> str:
-        n = bare_name(self.s, name)
-        return {"latex": rf"\delta_{{{n}}}", "typst": f"delta_({n})"}.get(self.lang, f"δ_{n}")
+        """dL/dz, the adjoint of a stage, written as the scalar view writes a gradient: a course's
+        δ_{z_1} puts the 1 two script levels down, too small to read on a page."""
+        return self.s._total.format(of=bare_name(self.s, self.loss), wrt=bare_name(self.s, name))
 
     def transpose(self, text: str) -> str:
         return {"latex": f"{text}^{{\\top}}", "typst": f"{text}^top"}.get(self.lang, f"{text}ᵀ")
@@ -139,8 +143,8 @@ class _Printer:
         op, a = node.op, node.args
         if op == "name":
             return bare_name(self.s, str(node.name))
-        if op == "adjoint":
-            return self.adjoint(str(node.name))
+        if op == "adjoint":  # the loss's own adjoint is 1: dE/dE/2 reads worse than 1/2
+            return "1" if node.name == self.loss else self.adjoint(str(node.name))
         if op == "const":
             return self.constant(node)
         if op == "add":
@@ -169,8 +173,8 @@ class _Printer:
         if op == "df":
             head = self.function(node.name)
             prime = "'" if self.lang != "text" else "′"
-            if self.lang == "typst" and head.startswith('"'):
-                prime = "^prime"
+            if self.lang == "typst" and head.startswith('"'):  # "ReLU"' would take the argument as a script
+                head, prime = head[:-1] + '′"', ""
             which = f"_{node.axis + 1}" if len(a) > 1 and node.axis is not None else ""
             return head + prime + which + self.paren(", ".join(self.visit(x) for x in a))
         if op in ("sum", "mean"):
@@ -217,9 +221,9 @@ def formula(node: TNode, style: MathStyle, loss: str = "L") -> str:
     return _Printer(style, loss).visit(node)
 
 
-def adjoint_name(style: MathStyle, name: str) -> str:
-    """δ of a stage, as the formulas print it."""
-    return _Printer(style, "L").adjoint(name)
+def adjoint_name(style: MathStyle, name: str, loss: str = "L") -> str:
+    """The adjoint dL/dname of a stage, as the formulas print it."""
+    return _Printer(style, loss).adjoint(name)
 
 
 def shape_math(style: MathStyle, shape: tuple[int, ...]) -> str:
