@@ -217,6 +217,10 @@ def test_classifier_pdf_backward_pass_fits_three_pages(tmp_path: Path) -> None:
     start = next(i for i, p in enumerate(pages) if "Backward pass in matrix form" in p)
     end = next(i for i, p in enumerate(pages) if re.search(r"^\s*\d+ Gradients\s*$", p, re.M) and i >= start)
     assert end - start + 1 <= 3, f"the backward pass spans pages {start + 1} to {end + 1}"
+    from tests.test_pdf import smallest_text
+
+    size, word = smallest_text(out)  # matrices are set at the text's size, never shrunk below 8 pt
+    assert size >= 8 - 0.01, f"{word!r} is set at {size:.2f} pt"
     body = "".join(pages).replace("\u2212", "-")
     expected = classifier_torch()
     for value in expected["W2"].reshape(-1):  # dJ/dW2 (3×10) is printed whole

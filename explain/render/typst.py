@@ -134,7 +134,10 @@ def _inline(parts: Sequence[Inline], unbroken: bool = False) -> str:
     out = []
     for p in parts:
         if isinstance(p, Math):
-            out.append(f"#box({_math(p.src)})" if unbroken else _math(p.src))
+            src = p.src
+            if "mat(" in src and "," not in _top_level(src):  # inline, a matrix's entries would shrink below 8 pt
+                src = f"display({src.strip()})"
+            out.append(f"#box({_math(src)})" if unbroken else _math(src))
         elif p.text:
             out.append(f"#strong({typst_string(p.text)})" if p.strong else f"#{typst_string(p.text)}")
     return "".join(out)
