@@ -76,8 +76,15 @@ def matrix_section(doc: Document, md: Any, d: Any, style: MathStyle, m: Messages
     add(Table([[Text(m("stage"))], [Text(m("formula"))], [Text(m("matrix_shape"))]],
               [[[Math(bare_name(s, f.name))], [Math(formula(f.formula, s, loss))],
                 _shape_cell(s, m, f.shape, f.batched)] for f in md.forward], "lll"))
-    add(Equations([Eq(bare_name(s, f.name), ((formula(f.formula, s, loss),), (_numbers(_value(f), s),)))
-                   for f in md.forward]))
+    forward: list[Eq] = []
+    for f in md.forward:
+        name, value = bare_name(s, f.name), _value(f)
+        blocks = _column_blocks(name, value, s)
+        if len(blocks) == 1:
+            forward.append(Eq(name, ((formula(f.formula, s, loss),), (_numbers(value, s),))))
+        else:  # a wide value (one row per sample of a 10-unit layer): every number, in blocks of columns
+            forward += [Eq(name, ((formula(f.formula, s, loss),),)), *blocks]
+    add(Equations(forward))
 
     add(Heading(2, [Text(m("matrix_backward"))]))
     add(Paragraph([Text(m("matrix_backward_intro", loss=loss))], "note"))
@@ -181,9 +188,10 @@ def _column_blocks(lhs: str, value: np.ndarray, s: MathStyle) -> list[Eq]:
     for start in range(0, array.shape[1], MAX_COLS):
         stop = min(start + MAX_COLS, array.shape[1])
         cut = f"[:, {start}:{stop}]"
-        # Brackets around a fraction: the block's columns are the whole gradient's, not the denominator's.
-        label = {"latex": rf"\left({lhs}\right)_{{{cut}}}",
-                 "typst": f"({lhs})_(\\[:, {start}:{stop}\\])"}.get(language(s), lhs + cut)
+        lang = language(s)
+        # Brackets: the columns are the whole left side's (a fraction's, a subscripted name's).
+        whole = {"latex": rf"\left({lhs}\right)", "typst": f"({lhs})"}.get(lang, lhs)
+        label = {"latex": f"{whole}_{{{cut}}}", "typst": f"{whole}_(\\[:, {start}:{stop}\\])"}.get(lang, lhs + cut)
         out.append(Eq(label, ((tensor_value(array[:, start:stop], s),),)))
     return out
 
