@@ -70,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("graph", help="draw the annotated computation graph")
     p.add_argument("problem", help="the problem file (TOML)")
     p.add_argument("--highlight", metavar="NAME", help="emphasise every path from NAME to the loss")
-    p.add_argument("--level", choices=("auto", "operation", "stage", "layer"), default="auto",
-                   help="one node per operation, per stage/neuron, or per layer "
-                        "(default: stage for networks, layer for big ones)")
+    p.add_argument("--level", choices=("auto", "operation", "stage", "layer", "tensor"), default="auto",
+                   help="one node per operation, per stage/neuron, per layer, or per vector/matrix "
+                        "(default: tensor for problems with vectors or matrices, stage for networks, "
+                        "layer for big ones)")
     p.add_argument("--blank", action="store_true",
                    help="a handout: the structure and the names, blanks instead of numbers")
     _common(p, precision=4)

@@ -32,9 +32,13 @@ def run(args: argparse.Namespace) -> int:
         raise ExplainError(f"--format {args.format}", Messages(args.lang)("graph_format_option"))
     output = Path(args.output) if args.output else Path(Path(args.problem).stem + ".svg")
     check_graph_path(output, "--output", args.lang)  # fail before the work, not after
-    derivation = derive(load(args.problem))
+    from ..render.matrixform import matrix_of
+
+    problem = load(args.problem)
+    derivation = derive(problem)
+    matrix = matrix_of(problem) if args.level in ("auto", "tensor") else None
     return draw(derivation, output, highlight=args.highlight, level=args.level,
-                precision=args.precision, lang=args.lang, blank=args.blank)
+                precision=args.precision, lang=args.lang, blank=args.blank, matrix=matrix)
 
 
 def check_graph_path(output: str | Path, option: str, lang: str = "en") -> None:
@@ -52,7 +56,7 @@ def check_graph_path(output: str | Path, option: str, lang: str = "en") -> None:
 
 def draw(
     derivation: Derivation, output: str | Path, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: object = None,
 ) -> int:
     """Write the graph and tell the user where (shared by ``graph`` and ``solve --graph``).
 
@@ -67,7 +71,7 @@ def draw(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GraphvizMissingWarning)
         written = write_graph(derivation, output, highlight=highlight, level=level, precision=precision, lang=lang,
-                              blank=blank)
+                              blank=blank, matrix=matrix)
     for w in caught:
         if issubclass(w.category, GraphvizMissingWarning):
             print(f"explain: warning: {w.message}", file=sys.stderr)

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     if args.graph:
         from .graph import draw
 
-        draw(solution.derivation, args.graph, precision=min(args.precision, 4), lang=args.lang)
+        from ..render.document import _matrix
+
+        draw(solution.derivation, args.graph, precision=min(args.precision, 4), lang=args.lang,
+             matrix=_matrix(solution))
     if args.pdf:
         from ..render.pdf import write_pdf
 

@@ -15,7 +15,9 @@ matrix printed by the style, not a change of the blocks.
 
 ``sections`` (see :data:`SECTIONS`) selects parts of the solution; ``handout``
 gives the problem sheet without the solution.  The givens and the table of
-gradients (the answer) are always shown in a solution.
+gradients (the answer) are always shown in a solution.  A problem with vectors or
+matrices gets the matrix form (:mod:`explain.render.matrixform`) and, by default, only
+that view (:data:`TENSOR_SECTIONS`).
 """
 
 from __future__ import annotations
@@ -23,18 +25,29 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import ExplainError
 from ..i18n import Messages
+# The blocks live in explain.render.blocks (the matrix form builds them too); the printers
+# and callers know them under this module.
+from .blocks import (Block, Cell, Document, Eq, Equations, Facts, Figure, Heading, Inline, Math,  # noqa: F401
+                     Paragraph, Plot, Series, Table, Text, _join, _msg)
 from .mathprint import MathStyle
 from .steps import StepWriter, shown_edges, shown_nodes
 
 #: The parts of a worked solution a reader may choose (``--sections``), in order.
-SECTIONS = ("forward", "local", "backward", "paths", "delta", "verification", "training")
+SECTIONS = ("forward", "local", "backward", "paths", "delta", "matrix", "verification", "training")
+#: What a problem with vectors or matrices shows unless asked for more: the matrix form
+#: replaces the scalar view's steps, one per entry (a 4-10-3 classifier has 83 parameters
+#: and hundreds of entry stages); ``--sections forward,local,backward,paths,delta`` shows
+#: them, and the JSON output always has every path.
+TENSOR_SECTIONS = ("matrix", "verification", "training")
+#: A problem with vectors or matrices of at most this many parameter entries (Mazur's 2-2-2
+#: network has 8) shows both views by default: the scalar steps, then the matrix form.
+SCALAR_VIEW_ENTRIES = 16
 #: Training histories longer than this show their first and last steps only.
 HISTORY_ROWS = 12
 #: Parameters shown as columns of the training table (the rest are left out, and a note
@@ -60,105 +73,6 @@ PAGE_STAGES = 24
 #: gradients has every value, `--format json` every path).
 PAGE_CHAIN_PARAMETERS = 40
 PAGE_CHAIN_SAMPLE = 16
-
-
-# -- the blocks of a document ---------------------------------------------------------
-@dataclass(frozen=True)
-class Text:
-    """Words (from the catalog or a problem file): always escaped by the printer."""
-
-    text: str
-    strong: bool = False
-
-
-@dataclass(frozen=True)
-class Math:
-    """Inline math, already printed in the output's math language."""
-
-    src: str
-
-
-Inline = Text | Math
-Cell = list[Inline]
-
-
-@dataclass
-class Heading:
-    level: int
-    parts: list[Inline]
-
-
-@dataclass
-class Paragraph:
-    parts: list[Inline]
-    kind: str = "body"  # body | note | label | result | alert
-
-
-@dataclass(frozen=True)
-class Eq:
-    """``lhs = row₁ = row₂ …``; each row a list of terms ``a``, ``+ b``, ``- c``."""
-
-    lhs: str
-    rows: tuple[tuple[str, ...], ...]
-
-
-@dataclass
-class Equations:
-    items: list[Eq]
-    columns: int = 1
-
-
-@dataclass
-class Table:
-    header: list[Cell]
-    rows: list[list[Cell]]
-    align: str  # one letter per column: l, c, r
-
-
-@dataclass
-class Figure:
-    key: str  # "graph" | "plot": the printer knows the file
-    caption: list[Inline]
-
-
-@dataclass
-class Series:
-    """One loss curve: x (steps or epochs) and the loss, finite values only."""
-
-    label: str
-    x: list[float]
-    y: list[float]
-    diverged: bool = False
-
-
-@dataclass
-class Plot:
-    """A line plot drawn by the output language itself (no image file needed)."""
-
-    series: list[Series]
-    xlabel: str
-    ylabel: str
-    log: bool
-    caption: list[Inline]
-
-
-@dataclass
-class Facts:
-    """Labelled lines (the givens): a label column and a content column."""
-
-    rows: list[tuple[str, list[Inline]]]
-
-
-Block = Heading | Paragraph | Equations | Table | Figure | Plot | Facts
-
-
-@dataclass
-class Document:
-    title: str
-    subtitle: str
-    meta: str
-    lang: str
-    blocks: list[Block] = field(default_factory=list)
 
 
 # -- choosing sections ------------------------------------------------------------------
@@ -222,35 +136,6 @@ def _eq(equation: Any) -> Eq:
     return Eq(equation.lhs, tuple(split_terms(r) for r in equation.rhs))
 
 
-# -- from a catalog message to inline parts ------------------------------------------
-def _msg(m: Messages, key: str, **fields: Any) -> list[Inline]:
-    """A catalog message whose fields may be math: ``path_count(name=Math("w_1"))``."""
-    maths: list[Math] = []
-    plain: dict[str, Any] = {}
-    for k, v in fields.items():
-        if isinstance(v, Math):
-            plain[k] = f"\x00{len(maths)}\x00"
-            maths.append(v)
-        else:
-            plain[k] = v
-    parts: list[Inline] = []
-    for i, piece in enumerate(re.split(r"\x00(\d+)\x00", m(key, **plain))):
-        if i % 2:
-            parts.append(maths[int(piece)])
-        elif piece:
-            parts.append(Text(piece))
-    return parts
-
-
-def _join(items: Sequence[list[Inline]], sep: str = ", ") -> list[Inline]:
-    out: list[Inline] = []
-    for i, item in enumerate(items):
-        if i:
-            out.append(Text(sep))
-        out += item
-    return out
-
-
 # -- the document of a solution --------------------------------------------------------
 def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence[str] = (),
             sections: str | Iterable[str] | None = None, handout: bool | None = None, pages: bool = False) -> Document:
@@ -260,7 +145,25 @@ def outline(solution: Any, style: MathStyle, lang: str = "en", figures: Sequence
         solution.derivation, style, lang,
         verification=solution.verification, training=solution.training, figures=figures,
         sections=getattr(solution, "sections", None) if sections is None else sections,
-        handout=bool(getattr(solution, "handout", False)) if handout is None else handout, pages=pages)
+        handout=bool(getattr(solution, "handout", False)) if handout is None else handout, pages=pages,
+        matrix=_matrix(solution))
+
+
+def _entries(matrix: Any) -> int:
+    """How many numbers the parameters of a matrix-form derivation hold."""
+    return sum(int(np.prod(g.shape)) for g in matrix.gradients)
+
+
+def _matrix(solution: Any) -> Any:
+    """The solution's matrix-form derivation (None for a scalar problem), computed once per solution."""
+    from .matrixform import matrix_of
+
+    cache = getattr(solution, "__dict__", None)
+    if cache is None:
+        return matrix_of(getattr(solution, "problem", None))
+    if "_matrix_form" not in cache:
+        cache["_matrix_form"] = matrix_of(getattr(solution, "problem", None))
+    return cache["_matrix_form"]
 
 
 def build_document(
@@ -275,16 +178,22 @@ def build_document(
     handout: bool = False,
     title: str | None = None,
     pages: bool = False,
+    matrix: Any = None,
 ) -> Document:
     """The worked solution (or with ``handout`` the problem sheet) as blocks, math printed by ``style``.
 
     ``figures`` names the figures the printer can show (``"graph"``, ``"plot"``).
     ``pages``: the document is typeset on pages (PDF, LaTeX), where a big network's
-    repeated equations are sampled (see :data:`PAGE_LOCALS`).
+    repeated equations are sampled (see :data:`PAGE_LOCALS`).  ``matrix``: the problem's
+    :class:`~explain.tensorgraph.MatrixDerivation` (a problem with vectors or matrices).
     """
     from .. import __version__
 
+    default = sections is None
     chosen = parse_sections(sections)
+    scalar_dropped = default and matrix is not None and _entries(matrix) > SCALAR_VIEW_ENTRIES
+    if scalar_dropped:
+        chosen = TENSOR_SECTIONS
     m = Messages(lang)
     d = derivation
     g = d.graph
@@ -299,7 +208,7 @@ def build_document(
 
     # The handout leaves the graph out: the drawn graph shows every value and gradient
     # (a blank graph for students is the graph renderer's to draw).
-    _problem(doc, d, s, m, () if handout else figures)
+    _problem(doc, d, s, m, () if handout else figures, matrix)
     if handout:
         _handout(doc, d, s, m, chosen)
         return doc
@@ -344,7 +253,13 @@ def build_document(
     if "paths" in chosen or "delta" in chosen:
         _chain_rule(doc, w, m, "paths" in chosen, "delta" in chosen, pages)
 
-    _gradients(doc, d, s, m, training)
+    if matrix is not None and "matrix" in chosen:
+        from .matrixform import matrix_section
+
+        matrix_section(doc, matrix, d, s, m)
+        if scalar_dropped:
+            add(Paragraph([Text(m("matrix_scalar_sections"))], "note"))
+    _gradients(doc, d, s, m, training, matrix)
     if verification is not None and "verification" in chosen:
         _verification(doc, verification, s, m)
     if training is not None and "training" in chosen:
@@ -352,7 +267,7 @@ def build_document(
     return doc
 
 
-def _problem(doc: Document, d: Any, s: MathStyle, m: Messages, figures: Sequence[str]) -> None:
+def _problem(doc: Document, d: Any, s: MathStyle, m: Messages, figures: Sequence[str], matrix: Any = None) -> None:
     """The givens: description, parameters and values, the data, the graph."""
     g = d.graph
     add = doc.blocks.append
@@ -363,7 +278,11 @@ def _problem(doc: Document, d: Any, s: MathStyle, m: Messages, figures: Sequence
     facts: list[tuple[str, list[Inline]]] = []
     for key, kind in (("parameters", "parameter"), ("values", "value")):
         names = [n.name for n in g.nodes.values() if n.kind == kind]
-        if names:
+        if names and matrix is not None:  # vectors and matrices whole, not entry by entry
+            from .matrixform import tensor_givens
+
+            facts.append((m(key), _join(tensor_givens(matrix, s, kind))))
+        elif names:
             facts.append((m(key), _join([[Math(f"{s.name(n)} = {s.number(g.leaf_values[n])}")] for n in names])))
     data = [n.name for n in g.nodes.values() if n.kind == "data"]
     n = g.n_samples or 0
@@ -456,11 +375,16 @@ def _path_preview(w: StepWriter, gradient: Any) -> Eq | None:
     return Eq(w.total_partial(gradient.name), (tuple(terms) + ("+ " + _dots(s),),))
 
 
-def _gradients(doc: Document, d: Any, s: MathStyle, m: Messages, training: Any) -> None:
+def _gradients(doc: Document, d: Any, s: MathStyle, m: Messages, training: Any, matrix: Any = None) -> None:
     g = d.graph
     add = doc.blocks.append
     add(Heading(1, [Text(m("gradients"))]))
     after = _after_one_step(training)
+    if matrix is not None:
+        from .matrixform import tensor_gradients
+
+        tensor_gradients(doc, matrix, s, m, after)
+        return
     header = [[Text(m("parameter"))], [Text(m("value"))], [Text(m("gradient"))]]
     if after is not None:
         header.append(_msg(m, "pdf_after_step", rate=Math(s.number(after[0]))))

@@ -36,10 +36,8 @@ forward pass stay, values, gradients and local derivatives are blanks): a handou
 from __future__ import annotations
 
 import difflib
-import html
 import re
 import shutil
-import textwrap
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,18 +47,18 @@ from typing import TYPE_CHECKING, Any
 import graphviz
 import numpy as np
 import sympy as sp
-from sympy.printing.pretty.pretty_symbology import greek_unicode
 
 from ..errors import ExplainError
 from ..graph import Graph, Node
 from ..i18n import Messages
-from .mathprint import TextMath
+from .graphstyle import (_EDGE, _EDGE_TEXT, _FONT, _FONT_ZH, _GRAD_TEXT, _STYLE, BLANK, _esc, _GraphMath,  # noqa: F401
+                         _wrap, greek)
 
 if TYPE_CHECKING:  # importing the explain.derive module would shadow explain.derive(), the function
     from ..derivation import Derivation
 
 FORMATS = ("svg", "png", "pdf", "dot")
-LEVELS = ("auto", "operation", "stage", "layer")
+LEVELS = ("auto", "operation", "stage", "layer", "tensor")
 
 #: Up to this many drawn edges, each edge shows ``∂dst/∂src = formula = value`` (a 3-4-4-2
 #: network has 76: in small boxes on their edges, the full labels stay legible).
@@ -74,54 +72,13 @@ NUMERIC_LABEL_EDGES = 150
 STRAIGHT_EDGES = 2000
 #: Characters per row inside a box before a formula wraps.
 _ROW_WIDTH = 44
-#: What a blank drawing shows where a number would be: a line to write on.
-BLANK = "________"
-
-#: Print-friendly colours: pale fills that survive greyscale, dark borders.
-_STYLE: dict[str, dict[str, str]] = {
-    #         header fill           border
-    "parameter": {"fill": "#fde3bd", "border": "#b35c00"},
-    "value": {"fill": "#e4e4e4", "border": "#595959"},
-    "data": {"fill": "#dcefd6", "border": "#3b7030"},
-    "stage": {"fill": "#d6e6f5", "border": "#2a5b8c"},
-    "neuron": {"fill": "#d6e6f5", "border": "#2a5b8c"},
-    "loss": {"fill": "#f6d3d3", "border": "#9e1b1b"},
-}
 _HIGHLIGHT = "#d9480f"
 _IN_PORT, _OUT_PORT = "pre", "post"
 _DIM_FILL, _DIM_BORDER, _DIM_TEXT = "#f3f3f3", "#c9c9c9", "#a0a0a0"
-_EDGE, _EDGE_TEXT, _GRAD_TEXT = "#555555", "#333333", "#7a2e00"
-_FONT = "Helvetica,Arial,DejaVu Sans,sans-serif"
-_FONT_ZH = "Helvetica,Arial,Noto Sans CJK SC,Source Han Sans SC,WenQuanYi Micro Hei,sans-serif"
 
 
 class GraphvizMissingWarning(UserWarning):
     """Graphviz's ``dot`` is not installed: the DOT source was written instead."""
-
-
-# -- names ------------------------------------------------------------------------------
-_NAME_PART = re.compile(r"([A-Za-z]+)(\d*)")
-
-
-def greek(name: str) -> str:
-    """A name with Greek letter names as letters: ``alpha`` → α, ``lambda_2`` → λ_2, ``w_eta`` → w_η.
-
-    The letters are SymPy's (the same table its pretty printer uses), as the PDF's
-    Typst and LaTeX printers take theirs from SymPy; the rest of the name stays as written.
-    """
-    parts = []
-    for part in name.split("_"):
-        m = _NAME_PART.fullmatch(part)
-        letter = greek_unicode.get(m.group(1)) if m else None
-        parts.append(letter + m.group(2) if m and letter else part)
-    return "_".join(parts)
-
-
-class _GraphMath(TextMath):
-    """The terminal's math printer, with Greek names as letters (a picture is not copy-pasted)."""
-
-    def _symbol(self, name: str, sample: bool) -> str:
-        return super()._symbol(greek(name), sample)
 
 
 # -- levels -------------------------------------------------------------------------
@@ -186,7 +143,7 @@ class _Box:
 
 def graph_dot(
     derivation: Derivation, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> str:
     """The DOT source of the annotated computation graph.
 
@@ -194,16 +151,26 @@ def graph_dot(
     gradient ∂loss/∂node; each edge its local derivative, symbolic and numeric.
     ``highlight`` (a node name) emphasises every path from that node to the loss —
     exactly the paths summed in its chain rule — and dims the rest.  ``blank``
-    leaves every number out (a handout to fill in).
+    leaves every number out (a handout to fill in).  ``matrix``: the problem's
+    :class:`~explain.tensorgraph.MatrixDerivation` (a problem with vectors or matrices),
+    drawn one box per tensor (``level="tensor"``, what ``auto`` picks without a highlight).
     """
-    return graph_digraph(derivation, highlight, level, precision, lang, blank).source
+    return graph_digraph(derivation, highlight, level, precision, lang, blank, matrix).source
 
 
 def graph_digraph(
     derivation: Derivation, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> graphviz.Digraph:
     """The drawing as a :class:`graphviz.Digraph` (``.source``, ``.pipe()``, ``.render()``)."""
+    # A highlight names a scalar node (an entry, W1_0_1): its paths are the scalar drawing's.
+    if level == "tensor" or (level == "auto" and matrix is not None and highlight is None):
+        if matrix is None:
+            raise ExplainError("--level tensor", Messages(lang)("graph_tensor_scalar"))
+        from .tensordot import tensor_digraph
+
+        g = derivation.graph
+        return tensor_digraph(matrix, g.title, g.description, precision, lang, blank)
     return _Drawing(derivation, highlight, level, precision, lang, blank).digraph()
 
 
@@ -627,37 +594,6 @@ def _columns(boxes: dict[str, _Box], edges: list[tuple[str, str]]) -> dict[str, 
     return {b: (column[b], float(i)) for i, b in enumerate(ranked)}
 
 
-# -- escaping -------------------------------------------------------------------------
-# Control characters and Unicode non-characters (U+FFFE, U+FFFF, U+FDD0–U+FDEF): Graphviz's
-# XML parser rejects them ("not well-formed"), so a title with one would make the graph undrawable.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufdd0-\ufdef\ufffe\uffff]")
-
-
-def _esc(text: str) -> str:
-    """Text for inside an HTML-like label: markup characters become entities.
-
-    ``&``, ``<``, ``>``, ``"`` and ``'`` are escaped; control characters are dropped
-    (Graphviz rejects them), and a newline becomes a line break.  A backslash is
-    doubled: Graphviz expands ``\\G``, ``\\N``, ``\\L`` (graph, node name…) in the text of
-    HTML-like labels too, even written as the entity ``&#92;``, and reads ``\\\\`` as one.
-    """
-    text = _CONTROL.sub("", str(text)).replace("\\", "\\\\")
-    return "<BR/>".join(html.escape(line, quote=True) for line in text.split("\n"))
-
-
-def _wrap(text: str, width: int, max_lines: int) -> list[str]:
-    """Wrap at spaces; past ``max_lines`` the last line ends with an ellipsis."""
-    lines: list[str] = []
-    for paragraph in (text or "").splitlines():
-        lines.extend(textwrap.wrap(paragraph, width, break_long_words=True, break_on_hyphens=False) or [""])
-    while lines and not lines[-1]:
-        lines.pop()
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1][: width - 2] + " …"
-    return lines
-
-
 # -- running Graphviz ----------------------------------------------------------------------
 def _format_of(path: Path, m: Messages) -> str:
     fmt = path.suffix.lower().lstrip(".")
@@ -698,15 +634,15 @@ def _svg(source: str, lang: str) -> str:
 
 def graph_svg(
     derivation: Derivation, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> str:
     """The graph as an SVG document (for notebooks and web pages); needs Graphviz."""
-    return _svg(graph_dot(derivation, highlight, level, precision, lang, blank), lang)
+    return _svg(graph_dot(derivation, highlight, level, precision, lang, blank, matrix), lang)
 
 
 def write_graph(
     derivation: Derivation, path: str | Path, highlight: str | None = None, level: str = "auto",
-    precision: int = 4, lang: str = "en", blank: bool = False,
+    precision: int = 4, lang: str = "en", blank: bool = False, matrix: Any = None,
 ) -> Path:
     """Draw the graph into ``path``; the format comes from its suffix (.svg .png .pdf .dot).
 
@@ -721,7 +657,7 @@ def write_graph(
     m = Messages(lang)
     path = Path(path)
     fmt = _format_of(path, m)
-    source = graph_dot(derivation, highlight, level, precision, lang, blank)
+    source = graph_dot(derivation, highlight, level, precision, lang, blank, matrix)
     if fmt == "dot":
         write_atomic(path, source)
         return path

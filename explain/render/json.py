@@ -68,11 +68,63 @@ def solution_dict(solution: Any) -> dict[str, Any]:
 
         result["warning"] = v.banner(Messages("en"))
     result.update(derivation_dict(solution.derivation))
+    matrix = matrix_form_dict(solution)
+    if matrix is not None:
+        result["matrix_form"] = matrix
     if v is not None:
         result["verification"] = v.to_dict()
     if solution.training is not None:
         result["training"] = solution.training.to_dict()
     return result
+
+
+def _tensor(value: Any, shape: Any, batched: bool) -> dict[str, Any]:
+    """A tensor's numbers as nested lists, with its shape (one list per sample when ``batched``)."""
+    return {"shape": list(shape), "per_sample": batched, "value": _nested(value)}
+
+
+def _nested(value: Any) -> Any:
+    """Nested lists of JSON numbers, any depth (non-finite values as strings, as everywhere)."""
+    array = np.asarray(value, dtype=float)
+    if array.ndim == 0:
+        return _number(float(array))
+    return [_nested(row) for row in array]
+
+
+def matrix_form_dict(solution: Any) -> dict[str, Any] | None:
+    """The matrix-form derivation of a problem with vectors or matrices (None for a scalar problem).
+
+    ``shape`` is one sample's shape; a ``per_sample`` value has one entry per sample first.
+    Formulas are in the plain-text form of explain.tensorgraph (``dL/dz1 x^T``).
+    """
+    from .document import _matrix
+
+    md = _matrix(solution)
+    if md is None:
+        return None
+
+    def value(record: Any) -> Any:
+        return record.value if record.batched else record.value[0]
+
+    def adjoint(record: Any) -> dict[str, Any]:
+        return {"name": record.name, **_tensor(value(record), record.shape, record.batched),
+                "terms": [{"via": t.via, "formula": t.formula.text(), "shape": list(t.formula.shape),
+                           "value": _nested(t.value if t.formula.batched else t.value[0])}
+                          for t in record.terms]}
+
+    program = md.program
+    return {
+        "loss": md.loss,
+        "n_samples": program.n_samples,
+        "leaves": {name: {"kind": kind, **_tensor(program.values[name] if program.leaves[name].batched
+                                                  else program.values[name][0], program.leaves[name].shape,
+                                                  program.leaves[name].batched)}
+                   for name, kind in program.kinds.items()},
+        "forward": [{"name": f.name, "formula": f.formula.text(), "text": f.text,
+                     **_tensor(f.value if f.batched else f.value[0], f.shape, f.batched)} for f in md.forward],
+        "adjoints": [adjoint(a) for a in md.adjoints],
+        "gradients": {g.name: adjoint(g) for g in md.gradients},
+    }
 
 
 def grad_dict(d: Derivation) -> dict[str, Any]:

@@ -44,7 +44,9 @@ def _draw_graph(solution: Any, folder: Path, precision: int, lang: str) -> tuple
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            source = graph_dot(solution.derivation, None, "auto", precision, lang)
+            from .document import _matrix
+
+            source = graph_dot(solution.derivation, None, "auto", precision, lang, matrix=_matrix(solution))
             # A file of our own temporary folder, written directly: the command's
             # all-or-none outputs (explain.files) are the user's files, not this one.
             path.write_bytes(run_dot(source, "pdf", lang))

@@ -134,7 +134,10 @@ def _inline(parts: Sequence[Inline], unbroken: bool = False) -> str:
     out = []
     for p in parts:
         if isinstance(p, Math):
-            out.append(f"#box({_math(p.src)})" if unbroken else _math(p.src))
+            src = p.src
+            if "mat(" in src and "," not in _top_level(src):  # inline, a matrix's entries would shrink below 8 pt
+                src = f"display({src.strip()})"
+            out.append(f"#box({_math(src)})" if unbroken else _math(src))
         elif p.text:
             out.append(f"#strong({typst_string(p.text)})" if p.strong else f"#{typst_string(p.text)}")
     return "".join(out)
@@ -212,10 +215,10 @@ def _eq(eq: Eq) -> str:
 
 
 def _display_box(src: str, after: bool = False) -> str:
-    """Math in display style (full-size fractions), on one line.  ``after``: a term that
+    """Math in display style (full-size fractions and matrices), on one line.  ``after``: a term that
     continues a sum (``+ b``), given an empty left operand so that its sign keeps the
     spacing of a binary operator."""
-    if "," in _top_level(src) or "/" not in src:  # display(a, b) would read two arguments
+    if "," in _top_level(src) or ("/" not in src and "mat(" not in src):  # display(a, b) would read two arguments
         return f"#box({_math(src)})"  # and without a fraction, display style changes nothing
     lead = '"" ' if after else ""
     # The line grows to the fraction's bounds: with the text's default edges (cap height,
