@@ -72,7 +72,9 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
         return [(0, _mul(g, b)), (1, _mul(g, a))]
     if op == "div":
         a, b = args
-        return [(0, _div(g, b)), (1, _neg(_div(_mul(g, a), binary("pow", b, const(2)))))]
+        # δ·(1/b) and −δ·(a/b²): the cotangent stays out of the fraction (a fraction inside a
+        # fraction is set in script size, and δ is itself written as a fraction dL/dz)
+        return [(0, _mul(g, _div(const(1), b))), (1, _neg(_mul(g, _div(a, binary("pow", b, const(2))))))]
     if op == "pow":
         a, b = args
         if b.op == "const":
@@ -94,7 +96,7 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
             return [(0, matmul(b, g)), (1, TNode("outer", (a, g), b.shape, a.batched or g.batched))]
         return [(0, _mul(g, b)), (1, _mul(g, a))]  # a · b of two vectors
     if op == "f" and node.name == "log":  # δ/u reads better than δ·log′(u)
-        return [(0, _div(g, args[0]))]
+        return [(0, _mul(g, _div(const(1), args[0])))]
     if op == "f" and node.name == "exp":
         return [(0, _mul(g, node))]
     if op == "f":
