@@ -206,10 +206,8 @@ def _expand_scalar(inputs: list[float], targets: list[float], layers: list[Any],
             "target_names": [names.target(j + 1) for j in range(len(targets))]}
 
 
-def _expand_layer(
-    layer: Mapping[str, Any], index: int, previous: list[str], names: _Names, where: str,
-    values: dict[str, Any], parameters: dict[str, Any], forward: dict[str, str],
-) -> list[str]:
+def _layer_settings(layer: Mapping[str, Any], where: str) -> tuple[int, str, bool, float]:
+    """A layer's keys checked, in either form: its units, activation, train_bias and slope."""
     for key in layer:
         if key not in LAYER_KEYS:
             raise ExplainError(f"{where} {key}", f"unknown key; allowed keys: {', '.join(LAYER_KEYS)}")
@@ -219,14 +217,22 @@ def _expand_layer(
     activation = layer.get("activation", "sigmoid")
     if activation not in ACTIVATIONS:
         raise ExplainError(f"{where} activation", f"must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-    weights = _weights(layer.get("weights"), units, len(previous), f"{where} weights")
     train_bias = layer.get("train_bias", False)
     if not isinstance(train_bias, bool):
         raise ExplainError(f"{where} train_bias", "must be true or false")
-    biases = _biases(layer.get("bias"), units, index, names, f"{where} bias")
     slope = layer.get("slope", 0.01)
     if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope):
         raise ExplainError(f"{where} slope", "must be a number")
+    return units, activation, train_bias, slope
+
+
+def _expand_layer(
+    layer: Mapping[str, Any], index: int, previous: list[str], names: _Names, where: str,
+    values: dict[str, Any], parameters: dict[str, Any], forward: dict[str, str],
+) -> list[str]:
+    units, activation, train_bias, slope = _layer_settings(layer, where)
+    weights = _weights(layer.get("weights"), units, len(previous), f"{where} weights")
+    biases = _biases(layer.get("bias"), units, index, names, f"{where} bias")
 
     wide = units > 9 or len(previous) > 9
     pre_names = []
@@ -376,21 +382,7 @@ def expand_matrix(inputs: list[float], targets: list[float], layers: list[Mappin
     previous, width = "x", len(inputs)
     for index, layer in enumerate(layers, start=1):
         lw = f"{where} layers[{index - 1}]"
-        for key in layer:
-            if key not in LAYER_KEYS:
-                raise ExplainError(f"{lw} {key}", f"unknown key; allowed keys: {', '.join(LAYER_KEYS)}")
-        units = layer.get("units")
-        if isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= MAX_UNITS:
-            raise ExplainError(f"{lw} units", f"must be a whole number between 1 and {MAX_UNITS}, got {units!r}")
-        activation = layer.get("activation", "sigmoid")
-        if activation not in ACTIVATIONS:
-            raise ExplainError(f"{lw} activation", f"must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        train_bias = layer.get("train_bias", False)
-        if not isinstance(train_bias, bool):
-            raise ExplainError(f"{lw} train_bias", "must be true or false")
-        slope = layer.get("slope", 0.01)
-        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope):
-            raise ExplainError(f"{lw} slope", "must be a number")
+        units, activation, train_bias, slope = _layer_settings(layer, lw)
 
         w, b, z, a = f"W{index}", f"b{index}", f"z{index}", f"a{index}"
         parameters[w] = _matrix_weights(layer.get("weights"), units, width, f"{lw} weights")
