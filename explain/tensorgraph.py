@@ -282,6 +282,18 @@ def program_of(problem: Problem) -> TensorProgram:
     return program
 
 
+def matrix_program(problem: Problem) -> TensorProgram | None:
+    """The tensor program of a problem with vectors or matrices, or None: a scalar problem, or one
+    whose scalar stages use single entries (``a = "W_0_1 * 3"``), which has no matrix form and is
+    derived, verified and trained in the scalar view alone."""
+    if not problem.shapes:
+        return None
+    try:
+        return program_of(problem)
+    except ExplainError:
+        return None
+
+
 def _owner(name: str, texts: Mapping[str, str], entries: set[str]) -> str | None:
     if name in texts:
         return name
@@ -511,5 +523,5 @@ def _backward(tree: TNode, seed: TNode, needs: set[str], n: int) -> list[tuple[s
     return out
 
 
-__all__ = ["TNode", "TensorProgram", "MatrixDerivation", "BackwardPlan", "derive_matrix", "program_of",
+__all__ = ["TNode", "TensorProgram", "MatrixDerivation", "BackwardPlan", "derive_matrix", "program_of", "matrix_program",
            "evaluate", "vjp"]

@@ -408,7 +408,11 @@ class _Trainer:
         # float32 keeps the scalar program, which runs in the dtype it is given.
         self.loss_and_grad = program.loss_and_grad
         if problem.shapes and dtype is np.float64:
-            self.loss_and_grad = _TensorGradients(problem, nodes, self.names)
+            from .tensorgraph import matrix_program
+
+            tensor = matrix_program(problem)
+            if tensor is not None:
+                self.loss_and_grad = _TensorGradients(tensor, nodes, self.names)
 
     def _batches(self, nodes: list[str], graph: Graph) -> list[tuple[list[Any], int]]:
         """The leaves of each update within an epoch, with the batch's sample count."""
@@ -526,11 +530,11 @@ class _TensorGradients:
     and they are scattered back in the order of the Graph's parameters.
     """
 
-    def __init__(self, problem: Problem, nodes: list[str], parameters: list[str]) -> None:
-        from .tensorgraph import BackwardPlan, program_of
+    def __init__(self, tensor_program: Any, nodes: list[str], parameters: list[str]) -> None:
+        from .tensorgraph import BackwardPlan
         from .tensors import entry_name
 
-        self.plan = BackwardPlan(program_of(problem))
+        self.plan = BackwardPlan(tensor_program)
         program = self.plan.program
         position = {name: i for i, name in enumerate(nodes)}
         self.gather = []

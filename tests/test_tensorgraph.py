@@ -338,7 +338,8 @@ def test_training_a_tensor_problem_gives_the_scalar_programs_numbers():
     leaves = program.leaves({**problem.parameters, **problem.values, **problem.data})
     from explain.train import _TensorGradients
 
-    tensor = _TensorGradients(problem, list(program.graph.nodes), program.graph.parameters)
+    tensor = _TensorGradients(explain.tensorgraph.program_of(problem), list(program.graph.nodes),
+                              program.graph.parameters)
     loss, grads = tensor(leaves, problem.n_samples)
     loss_s, grads_s = program.loss_and_grad(leaves, problem.n_samples)
     assert loss == pytest.approx(float(loss_s), abs=1e-15)
@@ -360,3 +361,18 @@ def test_whole_reductions_over_broadcast_numbers(text, torch_loss):
     for name, leaf in t.items():
         theirs = np.zeros(leaf.shape) if leaf.grad is None else leaf.grad.numpy()
         np.testing.assert_allclose(md.grad(name), theirs, atol=1e-14, err_msg=name)
+
+
+def test_a_scalar_stage_using_one_entry_has_no_matrix_form_and_still_works(tmp_path):
+    # a = "W_0_1 * 3" names one entry: the scalar view derives, verifies and trains it; the matrix view is left out.
+    from .conftest import run_cli
+
+    path = tmp_path / "entry.toml"
+    path.write_text('[parameters]\nW = [[0.5, -0.2], [0.1, 0.3]]\n[values]\nx = [1.0, 2.0]\n[forward]\n'
+                    'z = "W @ x"\na = "W_0_1 * 3"\nL = "sum(z**2) + a"\n[train]\nlearning_rate = 0.1\nsteps = 2\n')
+    for command in ("solve", "verify", "train"):
+        result = run_cli(command, str(path))
+        assert result.returncode == 0, (command, result.stderr)
+    assert explain.tensorgraph.matrix_program(explain.load(path)) is None
+    # dL/dW[0,1] = 2 z_0 x_1 + 3, hand-derived: z_0 = 0.5·1 − 0.2·2 = 0.1
+    assert explain.derive(explain.load(path)).grad("W_0_1") == pytest.approx(2 * 0.1 * 2.0 + 3, abs=1e-12)

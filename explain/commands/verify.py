@@ -60,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _matrix_check(problem: Any, args: argparse.Namespace) -> Any:
     """A problem with vectors or matrices: its matrix-form derivation, checked per tensor node too."""
-    if not problem.shapes:
+    from ..tensorgraph import derive_matrix, matrix_program
+
+    program = matrix_program(problem)
+    if program is None:
         return None
-    from ..tensorgraph import derive_matrix
     from ..tensorverify import verify_matrix
 
-    return verify_matrix(derive_matrix(problem), device=args.device, dtype=args.dtype, tolerance=args.tolerance)
+    return verify_matrix(derive_matrix(program), device=args.device, dtype=args.dtype, tolerance=args.tolerance)
 
 
 def _update_check(problem: Any, derivation: Any) -> Any:
