@@ -166,7 +166,7 @@ class AnswerForms:
         found: list[Form] = []
         if expected.ndim == 2:
             transposed = expected.T.copy()
-            if not np.allclose(transposed, expected, rtol=1e-10, atol=1e-300) or transposed.shape != expected.shape:
+            if transposed.shape != expected.shape or not np.allclose(transposed, expected, rtol=1e-10, atol=1e-300):
                 if q.kind == "grad" and self._is_product_weight(q.name):
                     found.append(Form("outer_order", "outer", transposed))
                 else:
