@@ -166,14 +166,38 @@ class AnswerForms:
         found: list[Form] = []
         if expected.ndim == 2:
             transposed = expected.T.copy()
-            if transposed.shape != expected.shape or not np.allclose(transposed, expected, rtol=1e-10, atol=1e-300):
-                if q.kind == "grad" and self._is_product_weight(q.name):
-                    found.append(Form("outer_order", "outer", transposed))
-                else:
-                    found.append(Form("missing_transpose", "answer", transposed))
+            if q.kind == "grad" and len(q.shape) == 2 and self._is_product_weight(q.name):
+                product = self._product_part(q)
+                if product is not None and product.shape == product.T.shape:
+                    # Only the product's share δ xᵀ is transposed (an L2 term's 2λW is not).
+                    found.append(Form("outer_order", "outer", expected - product + product.T))
+                found.append(Form("outer_order", "whole", transposed))
+            else:
+                found.append(Form("missing_transpose", "answer", transposed))
+            found = [f for f in found if f.value.shape != expected.shape
+                     or not np.allclose(f.value, expected, rtol=1e-10, atol=1e-300)]
         if q.kind == "grad":
             found += self._broadcast_forms(q, expected)
         return found
+
+    def _share(self, q: Quantity) -> dict[str, np.ndarray]:
+        """∂loss/∂q split by the tensor stage each share flows through (a data problem's samples summed)."""
+        g, ev = self.graph, self.evaluation
+        shares: dict[str, np.ndarray] = {}
+        for index in np.ndindex(q.shape):
+            for e in g.edges_out_of(entry_name(q.name, index)):
+                target = self.entries[e.dst][0] if e.dst in self.entries else e.dst
+                share = shares.setdefault(target, np.zeros(q.shape))
+                share[index] += float(np.sum(np.asarray(ev.locals[(e.src, e.dst)], dtype=float)
+                                             * np.asarray(ev.adjoints[e.dst], dtype=float)))
+        return shares
+
+    def _product_part(self, q: Quantity) -> np.ndarray | None:
+        """The share of ∂loss/∂W that flows through the matrix product W takes part in (δ xᵀ), if one."""
+        word = re.compile(rf"(?<![\w.]){re.escape(q.name)}(?!\w)")
+        shares = self._share(q)
+        products = [t for t in shares if "@" in self.texts.get(t, "") and word.search(self.texts[t])]
+        return shares[products[0]] if len(products) == 1 else None
 
     def _broadcast_forms(self, q: Quantity, expected: np.ndarray) -> list[Form]:
         """The gradient of a broadcast tensor before its sum over the repeated axes, and summed wrongly."""
