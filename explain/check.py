@@ -665,7 +665,7 @@ class Grader:
             return Item(answer.key, answer.value, None, "unknown_key",
                         note=m("check_needs_learning_rate", answer=answer.key), line=answer.line)
         expected = self.student.correct.get(q)
-        if answer.kind == "symbolic" and (q.shape or self._formulas.uses_tensors(answer.value)):
+        if answer.kind == "symbolic" and (q.shape or (self.shapes and self._formulas.uses_tensors(answer.value))):
             return self._grade_tensor_formula(answer, q, expected, source, prefer, hints)
         if answer.kind == "symbolic":
             return self._grade_symbolic(answer, q, expected, source, prefer, hints)

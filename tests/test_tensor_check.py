@@ -278,6 +278,24 @@ def test_outer_product_in_the_wrong_order_softmax(tmp_path):
     assert items["dL/dW"]["diagnosis"]["code"] == "outer_order"
 
 
+def test_outer_order_keeps_the_l2_share():
+    # The softmax classifier's ∂L/∂W = δ xᵀ + 2λW: writing x δᵀ + 2λW transposes only the product's share.
+    item = check(SOFTMAX, {"dL/dW": "outer(x, delta_z) + 2*lam*W"}).items[0]
+    assert item.diagnosis is not None and item.diagnosis.code == "outer_order"
+    assert check(SOFTMAX, {"dL/dW": "outer(delta_z, x) + 2*lam*W"}).items[0].verdict == "correct"
+    assert check(SOFTMAX, {"dL/dW": "delta_z @ x.T + 2*lam*W"}).items[0].verdict == "correct"
+
+
+def test_a_matrix_parameter_after_one_step():
+    # Oracle: torch's gradient (see _mazur) and the update W − η·∂E/∂W with [train] learning_rate = 0.5.
+    t = _mazur()
+    W1 = np.array([[0.15, 0.20], [0.25, 0.30]])
+    right = check(MAZUR, {"W1+": [[float(_sig(v)) for v in row] for row in W1 - 0.5 * t["dE/dW1"]]}).items[0]
+    assert right.verdict == "correct" and right.shape == (2, 2)
+    wrong = check(MAZUR, {"W1+": [[float(_sig(v)) for v in row] for row in W1 + 0.5 * t["dE/dW1"]]}).items[0]
+    assert wrong.verdict == "incorrect" and wrong.diagnosis.code == "update_sign"
+
+
 def _broadcast_torch() -> dict[str, np.ndarray]:
     A = torch.tensor([[0.3, -1.2, 0.5], [0.8, 0.1, -0.7]], dtype=F64)
     v = torch.tensor([0.4, -0.9, 1.1], dtype=F64, requires_grad=True)
