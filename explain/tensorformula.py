@@ -42,6 +42,8 @@ ARRAY_FUNCTIONS: dict[str, tuple[int, int]] = {
     "sum": (1, 2), "mean": (1, 2), "outer": (2, 2), "softmax": (1, 1), "log_softmax": (1, 1),
     "logsumexp": (1, 1), "norm2": (1, 1),
 }
+#: At most this many entries in any value a formula computes (``outer(outer(x, x), outer(x, x))`` stops here).
+MAX_RESULT = 1_000_000
 _WORD = re.compile(r"[A-Za-z_]\w*")
 _DELTA_K = re.compile(r"^z(\d+)$")
 
@@ -87,11 +89,12 @@ class _ArrayBuilder(_Builder[np.ndarray]):
 
     def binary(self, op: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         try:
-            np.broadcast_shapes(left.shape, right.shape)
+            shape = np.broadcast_shapes(left.shape, right.shape)
         except ValueError:
             a, b = _clash(left.shape, right.shape)
             raise ValueError(message("tensor_broadcast", left=shape_text(left.shape), op=op,
                                      right=shape_text(right.shape), a=a, b=b)) from None
+        _bounded(shape)
         with np.errstate(all="ignore"):
             if op == "+":
                 return np.asarray(left + right)
@@ -112,6 +115,7 @@ class _ArrayBuilder(_Builder[np.ndarray]):
             raise ValueError(message("tensor_matmul_number", left=shape_text(a), right=shape_text(b)))
         if a[-1] != b[0]:
             raise ValueError(message("tensor_matmul_inner", left=shape_text(a), right=shape_text(b), a=a[-1], b=b[0]))
+        _bounded((*a[:-1], *b[1:]))
         with np.errstate(all="ignore"):
             return np.asarray(left @ right)
 
@@ -138,6 +142,7 @@ class _ArrayBuilder(_Builder[np.ndarray]):
                     raise ValueError(message("tensor_axis", func=func, last=last))
                 return np.asarray(reduce(args[0], axis=int(axis), keepdims=True))
             if func == "outer":
+                _bounded((args[0].size, args[1].size))
                 return np.outer(args[0], args[1])
             if func == "norm2":
                 return np.asarray(np.sum(args[0] ** 2))
@@ -154,6 +159,12 @@ class _ArrayBuilder(_Builder[np.ndarray]):
 
 
 _NUMERIC = _numeric_functions()
+
+
+def _bounded(shape: tuple[int, ...]) -> None:
+    """Refuse a value too big to compute (before it is computed)."""
+    if math.prod(shape) > MAX_RESULT:
+        raise ValueError(message("check_formula_too_large", shape=shape_text(shape), limit=f"{MAX_RESULT:,}"))
 
 
 @dataclass(frozen=True)
@@ -200,39 +211,43 @@ class TensorFormulas:
             return frozenset({d for d, n in {**self.deltas, **self.scalar_deltas}.items() if n == q.name})
         return frozenset()
 
-    def _environment(self, values: Mapping[str, Any], adjoints: Mapping[str, Any], sample: int | None,
-                     rows: bool, hidden: frozenset[str]) -> dict[str, np.ndarray]:
+    def _numbers(self, values: Mapping[str, Any], adjoints: Mapping[str, Any],
+                 hidden: frozenset[str]) -> dict[str, tuple[np.ndarray, bool, bool]]:
+        """Every name's numbers (all samples), whether they are per sample, and whether a tensor's."""
         g = self.graph
         n = g.n_samples or 1
+        # A per-sample delta is the derivative of that sample's own loss (the mean's 1/n taken out).
         scale = n if g.is_data_problem and g.reduction == "mean" else 1
         outcome = Outcome(values, adjoints, {}, None)
-
-        def one(value: Any, per_sample: bool, factor: float = 1.0) -> np.ndarray:
-            array = np.asarray(value, dtype=float)
-            if per_sample and sample is not None:
-                array = array[sample] if array.ndim and array.shape[0] == n else array
-            return array * factor
-
-        def oriented(array: np.ndarray) -> np.ndarray:
-            return array.reshape((1, -1) if rows else (-1, 1)) if array.ndim == 1 else array
-
-        env: dict[str, np.ndarray] = {}
+        found: dict[str, tuple[np.ndarray, bool, bool]] = {}
         for name in self.scalars:
             if name not in hidden:
-                env[name] = one(values[name], g.nodes[name].per_sample)
+                found[name] = (np.asarray(values[name], dtype=float), g.nodes[name].per_sample, False)
         for d, name in self.scalar_deltas.items():
             if d not in hidden:
                 per = g.nodes[name].per_sample
-                env[d] = one(adjoints[name], per, scale if per else 1.0)
+                found[d] = (np.asarray(adjoints[name], dtype=float) * (scale if per else 1), per, False)
         for name, shape in self.shapes.items():
-            per = name in self.per_sample
             if name not in hidden:
-                env[name] = oriented(one(outcome.get(Quantity("value", name, shape)), per))
+                found[name] = (np.asarray(outcome.get(Quantity("value", name, shape)), dtype=float),
+                               name in self.per_sample, True)
         for d, name in self.deltas.items():
             if d not in hidden:
                 per = name in self.per_sample
-                env[d] = oriented(one(outcome.get(Quantity("grad", name, self.shapes[name])), per,
-                                      scale if per else 1.0))
+                grad = np.asarray(outcome.get(Quantity("grad", name, self.shapes[name])), dtype=float)
+                found[d] = (grad * (scale if per else 1), per, True)
+        return found
+
+    def _environment(self, numbers: Mapping[str, tuple[np.ndarray, bool, bool]], sample: int,
+                     rows: bool) -> dict[str, np.ndarray]:
+        """One sample's numbers, each 1-D tensor as a column (or a row)."""
+        env: dict[str, np.ndarray] = {}
+        for name, (array, per_sample, tensor) in numbers.items():
+            if per_sample and self.graph.is_data_problem:
+                array = array[sample]
+            if tensor and array.ndim == 1:
+                array = array.reshape((1, -1) if rows else (-1, 1))
+            env[name] = array
         return env
 
     # -- reading and evaluating ---------------------------------------------------------
@@ -240,8 +255,9 @@ class TensorFormulas:
         """Read the formula (every name known, every shape fitting); errors name the answer."""
         hidden = self._hidden(q)
         ev = self.derivation.evaluation
-        builder = self._run(text, where, self._environment(ev.values, ev.adjoints, 0, False, hidden),
-                            self._environment(ev.values, ev.adjoints, 0, True, hidden))[1]
+        numbers = self._numbers(ev.values, ev.adjoints, hidden)
+        builder = self._run(text, where, self._environment(numbers, 0, False),
+                            self._environment(numbers, 0, True))[1]
         return Formula(text, where, hidden, frozenset(builder.used))
 
     def _run(self, text: str, where: str, columns: Mapping[str, np.ndarray],
@@ -265,9 +281,10 @@ class TensorFormulas:
         per_formula = g.is_data_problem and bool(formula.used & self.per_sample)
         q_per_sample = g.is_data_problem and len(target) == len(q.shape) + 1
         results = []
+        numbers = self._numbers(ev.values, ev.adjoints, formula.hidden)
         for s in (range(n) if per_formula else [0]):
-            columns = self._environment(ev.values, ev.adjoints, s, False, formula.hidden)
-            rows = self._environment(ev.values, ev.adjoints, s, True, formula.hidden)
+            columns = self._environment(numbers, s, False)
+            rows = self._environment(numbers, s, True)
             results.append(_fit(self._run(formula.text, formula.where, columns, rows)[0], q.shape))
         if q_per_sample:
             value = np.stack(results) if per_formula else np.stack([results[0]] * n)

@@ -378,3 +378,11 @@ def test_class_of_matrix_answers_in_parallel(tmp_path):
     results = check_module.grade_files(MAZUR, paths, jobs=2)
     codes = [g.report.items[0].diagnosis.code if g.report.items[0].diagnosis else None for g in results]
     assert codes == [None if k % 2 else "outer_order" for k in range(8)]
+
+
+def test_a_formula_too_big_to_compute_is_refused_before_it_is_computed():
+    formula = "x"
+    for _ in range(4):  # 3 → 9 → 81 → 6,561 → 43 million entries
+        formula = f"outer({formula}, {formula})"
+    item = check(SOFTMAX, {"dL/dW": formula}).items[0]
+    assert item.verdict == "unparseable" and "more than 1,000,000 entries" in item.note
