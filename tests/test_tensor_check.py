@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import explain
 import explain.check as check_module
 from explain.check import Grader, answers_from_mapping, check, parse_answers
 from explain.render.grading import render_markdown
@@ -386,3 +389,28 @@ def test_a_formula_too_big_to_compute_is_refused_before_it_is_computed():
         formula = f"outer({formula}, {formula})"
     item = check(SOFTMAX, {"dL/dW": formula}).items[0]
     assert item.verdict == "unparseable" and "more than 1,000,000 entries" in item.note
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.integers(2, 3), cols=st.integers(2, 4), seed=st.integers(0, 10_000))
+def test_broadcast_property_right_sums_pass_and_unsummed_ones_are_diagnosed(rows, cols, seed):
+    # Random shapes and numbers; the oracle is torch autograd on the same broadcast.
+    rng = np.random.default_rng(seed)
+    A, v, c = rng.uniform(-1, 1, (rows, cols)), rng.uniform(-1, 1, cols), rng.uniform(-1, 1, (rows, 1))
+    text = (f"[values]\nA = {json.dumps(A.tolist())}\n[parameters]\nv = {json.dumps(v.tolist())}\n"
+            f"c = {json.dumps(c.tolist())}\n[forward]\nz = \"A * c + v\"\nL = \"sum(sin(z) * z)\"\n")
+    problem = explain.loads(text, source="broadcast.toml")
+    tv, tc = (torch.tensor(a, dtype=F64, requires_grad=True) for a in (v, c))
+    z = torch.tensor(A, dtype=F64) * tc + tv
+    z.retain_grad()
+    (torch.sin(z) * z).sum().backward()
+    grader = Grader(problem)
+
+    def grade(values: dict[str, np.ndarray]) -> list:
+        return grader.grade(answers_from_mapping({k: np.vectorize(lambda x: float(_sig(x)))(a).tolist()
+                                                  for k, a in values.items()})).items
+
+    right = grade({"dL/dv": tv.grad.numpy(), "dL/dc": tc.grad.numpy(), "dL/dz": z.grad.numpy()})
+    assert all(i.verdict == "correct" and i.diagnosis is None for i in right), right
+    wrong = grade({"dL/dv": z.grad.numpy(), "dL/dc": z.grad.numpy() * A})
+    assert [i.diagnosis.code if i.diagnosis else None for i in wrong] == ["broadcast_sum", "broadcast_sum"]
