@@ -414,3 +414,10 @@ def test_broadcast_property_right_sums_pass_and_unsummed_ones_are_diagnosed(rows
     assert all(i.verdict == "correct" and i.diagnosis is None for i in right), right
     wrong = grade({"dL/dv": z.grad.numpy(), "dL/dc": z.grad.numpy() * A})
     assert [i.diagnosis.code if i.diagnosis else None for i in wrong] == ["broadcast_sum", "broadcast_sum"]
+
+
+def test_a_formula_right_at_the_problems_numbers_only_is_not_the_formula():
+    # W2[0,0] is 0.4 in the problem: the factor is 1 there, and not when the parameters move.
+    item = check(MAZUR, {"dE/dW2": "delta2 @ h1.T * (W2_0_0 / 0.4)"}).items[0]
+    assert item.verdict == "incorrect" and "not when the parameters change" in item.note
+    assert all(e.verdict == "correct" for e in item.entries)  # each entry is right at the problem's numbers
