@@ -299,14 +299,16 @@ def catalogue(graph: Graph, learning_rate: float | None = None,
     ``shapes`` (``Problem.shapes``) adds the matrix-form mistakes of :mod:`explain.matrixforms`
     for a problem with vectors and matrices.
     """
-    from .matrixforms import graph_mistakes, sample_mistakes
+    from .matrixforms import sample_indices, transpose_changes
 
     found: list[Mistake] = []
     found += _activation_mistakes(graph)
     found += _loss_mistakes(graph)
     found += _missing_paths(graph)
     if shapes:
-        found += graph_mistakes(graph, shapes)  # before wrong_weight: the same W δ is a missing transpose here
+        # Before wrong_weight: the same W δ is a missing transpose here.
+        found += [Mistake("missing_transpose", variant, edits, info=info, scope=scope)
+                  for variant, edits, info, scope in transpose_changes(graph, shapes)]
     found += _weight_mistakes(graph)
     if learning_rate is not None:
         groups = _depth_groups(graph)
@@ -321,7 +323,8 @@ def catalogue(graph: Graph, learning_rate: float | None = None,
         other = "mean" if graph.reduction == "sum" else "sum"
         found.append(Mistake("mean_vs_sum", other, reduction=other))
     if shapes:
-        found += sample_mistakes(graph)
+        found += [Mistake("broadcast_sum", f"sample{s}", sample=s, info=(("sample", str(s)),), scope="edges")
+                  for s in sample_indices(graph)]
     if learning_rate is not None:
         found.append(Mistake("update_sign", "plus", update_sign=-1.0))
     for mode in ("sig", "dec"):
@@ -724,9 +727,9 @@ def describe(m: Mistake, q: Quantity, graph: Graph, msg: Messages) -> tuple[str,
         (first, step), (second, _) = (describe(p, q, graph, msg) for p in m.parts)
         return msg("mistake_pair", first=first, second=second), step
     if m.code in ("missing_transpose", "broadcast_sum"):
-        from .matrixforms import describe_graph_mistake
+        from .matrixforms import describe_change
 
-        return describe_graph_mistake(m, q, graph, msg)
+        return describe_change(dict(m.info), m.sample, q, graph, msg)
     tm = TextMath(precision=6)
     edge_steps = [k for k, _ in m.edits if _relevant(graph, q, k[0])] or [k for k, _ in m.edits]
     if m.edits:

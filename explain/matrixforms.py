@@ -16,8 +16,10 @@ mistakes here are the ones that only exist in matrix form:
 * ``wrong_shape`` — an answer whose shape is not the quantity's, when none of
   the above explains it: the message names both shapes.
 
-Mistakes that change the computation are :class:`~explain.diagnose.Mistake`\\ s,
-computed by :class:`~explain.diagnose.Student` like every other; mistakes in
+Mistakes that change the computation are found here and made
+:class:`~explain.diagnose.Mistake`\\ s by :func:`explain.diagnose.catalogue`,
+computed by :class:`~explain.diagnose.Student` like every other (this module does
+not import :mod:`explain.diagnose`, which imports it); mistakes in
 how the final matrix is written (a transpose, a sum left out) are candidates
 computed here from the right numbers, by :class:`AnswerForms`.
 """
@@ -32,7 +34,6 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .diagnose import Mistake, Quantity
 from .graph import Graph
 from .i18n import Messages
 from .tensors import entry_label, entry_name, shape_text
@@ -49,7 +50,12 @@ def entries_of(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[str, tu
 
 
 # -- mistakes that change the computation ----------------------------------------------
-def graph_mistakes(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> list[Mistake]:
+#: A change of the computation, as :func:`explain.diagnose.catalogue` makes it a Mistake:
+#: (variant, edits, info, scope).
+Change = tuple[str, tuple[tuple[tuple[str, str], sp.Expr], ...], tuple[tuple[str, str], ...], str]
+
+
+def transpose_changes(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> list[Change]:
     """``missing_transpose`` as a change of the backward pass: W δ where Wᵀ δ is needed.
 
     An entry z_i of a matrix product reads several entries h_k of one tensor, each
@@ -83,32 +89,27 @@ def graph_mistakes(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> list[
                 for name, edge, local in found:
                     if local != graph.edge(*edge).local:
                         by_weight.setdefault((name, source, entries[dst][0]), []).append((edge, local))
-    found_mistakes = [Mistake("missing_transpose", f"matrix:{w}:{src}:{dst}", tuple(edits),
-                              info=(("weight", w), ("src", src), ("dst", dst)), scope="layer")
-                      for (w, src, dst), edits in by_weight.items()]
+    found: list[Change] = [(f"matrix:{w}:{src}:{dst}", tuple(edits), (("weight", w), ("src", src), ("dst", dst)),
+                            "layer") for (w, src, dst), edits in by_weight.items()]
     if len(by_weight) > 1:
         # After the single matrices: a student who transposes nothing anywhere makes them all at once.
         every = tuple(edit for edits in by_weight.values() for edit in edits)
-        found_mistakes.append(Mistake("missing_transpose", "all", every,
-                                      info=(("weight", ", ".join(dict.fromkeys(w for w, _, _ in by_weight))),)))
-    return found_mistakes
+        found.append(("all", every, (("weight", ", ".join(dict.fromkeys(w for w, _, _ in by_weight))),), "all"))
+    return found
 
 
-def sample_mistakes(graph: Graph) -> list[Mistake]:
-    """``broadcast_sum`` in a data problem: sample s's own gradient given for the whole data set's."""
+def sample_indices(graph: Graph) -> list[int]:
+    """``broadcast_sum`` in a data problem: the samples whose own gradient may be given for the whole data set's."""
     n = graph.n_samples or 0
-    if n < 2 or not graph.parameters:
-        return []
-    return [Mistake("broadcast_sum", f"sample{s}", sample=s, info=(("sample", str(s)),), scope="edges")
-            for s in range(min(n, MAX_SAMPLES))]
+    return list(range(min(n, MAX_SAMPLES))) if n >= 2 and graph.parameters else []
 
 
-def describe_graph_mistake(m: Mistake, q: Quantity, graph: Graph, msg: Messages) -> tuple[str, str]:
-    """The words of a matrix-form mistake of :func:`graph_mistakes` or :func:`sample_mistakes`."""
-    info = dict(m.info)
-    if m.sample is not None:
+def describe_change(info: Mapping[str, str], sample: int | None, q: Any, graph: Graph,
+                    msg: Messages) -> tuple[str, str]:
+    """The words of a matrix-form mistake of :func:`transpose_changes` or :func:`sample_indices`."""
+    if sample is not None:
         words = {"sum": msg("reduction_sum"), "mean": msg("reduction_mean")}
-        text = msg("mistake_broadcast_sum_sample", sample=m.sample, n=graph.n_samples,
+        text = msg("mistake_broadcast_sum_sample", sample=sample, n=graph.n_samples,
                    reduction=words.get(graph.reduction, graph.reduction))
         return text, tensor_step(q, graph, msg)
     if "src" in info:
@@ -118,7 +119,7 @@ def describe_graph_mistake(m: Mistake, q: Quantity, graph: Graph, msg: Messages)
     return msg("mistake_missing_transpose_everywhere", weights=info["weight"]), tensor_step(q, graph, msg)
 
 
-def tensor_step(q: Quantity, graph: Graph, msg: Messages) -> str:
+def tensor_step(q: Any, graph: Graph, msg: Messages) -> str:
     """The worked solution's step for a quantity (a whole tensor included)."""
     if q.kind == "grad":
         first = entry_name(q.name, (0,) * len(q.shape)) if q.shape else q.name
@@ -150,9 +151,9 @@ class AnswerForms:
         self.shapes = shapes
         self.entries = entries_of(shapes)
         self.texts = tensor_texts
-        self._cache: dict[Quantity, list[Form]] = {}
+        self._cache: dict[Any, list[Form]] = {}
 
-    def forms(self, q: Quantity, expected: Any) -> list[Form]:
+    def forms(self, q: Any, expected: Any) -> list[Form]:
         if q not in self._cache:
             self._cache[q] = self._forms(q, np.asarray(expected, dtype=float))
         return self._cache[q]
@@ -162,7 +163,7 @@ class AnswerForms:
         word = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
         return any("@" in text and word.search(text) for text in self.texts.values())
 
-    def _forms(self, q: Quantity, expected: np.ndarray) -> list[Form]:
+    def _forms(self, q: Any, expected: np.ndarray) -> list[Form]:
         found: list[Form] = []
         if expected.ndim == 2:
             transposed = expected.T.copy()
@@ -180,7 +181,7 @@ class AnswerForms:
             found += self._broadcast_forms(q, expected)
         return found
 
-    def _share(self, q: Quantity) -> dict[str, np.ndarray]:
+    def _share(self, q: Any) -> dict[str, np.ndarray]:
         """∂loss/∂q split by the tensor stage each share flows through (a data problem's samples summed)."""
         g, ev = self.graph, self.evaluation
         shares: dict[str, np.ndarray] = {}
@@ -192,14 +193,14 @@ class AnswerForms:
                                              * np.asarray(ev.adjoints[e.dst], dtype=float)))
         return shares
 
-    def _product_part(self, q: Quantity) -> np.ndarray | None:
+    def _product_part(self, q: Any) -> np.ndarray | None:
         """The share of ∂loss/∂W that flows through the matrix product W takes part in (δ xᵀ), if one."""
         word = re.compile(rf"(?<![\w.]){re.escape(q.name)}(?!\w)")
         shares = self._share(q)
         products = [t for t in shares if "@" in self.texts.get(t, "") and word.search(self.texts[t])]
         return shares[products[0]] if len(products) == 1 else None
 
-    def _broadcast_forms(self, q: Quantity, expected: np.ndarray) -> list[Form]:
+    def _broadcast_forms(self, q: Any, expected: np.ndarray) -> list[Form]:
         """The gradient of a broadcast tensor before its sum over the repeated axes, and summed wrongly."""
         g, ev = self.graph, self.evaluation
         mine = [entry_name(q.name, index) for index in np.ndindex(q.shape)]
@@ -238,7 +239,7 @@ class AnswerForms:
         return found
 
 
-def describe_form(form: Form, q: Quantity, given_shape: tuple[int, ...], expected_shape: tuple[int, ...],
+def describe_form(form: Form, q: Any, given_shape: tuple[int, ...], expected_shape: tuple[int, ...],
                   graph: Graph, msg: Messages) -> tuple[str, str]:
     """The message and the worked solution's step for an answer written in a wrong matrix form."""
     fields = dict(form.fields)
@@ -261,7 +262,7 @@ def describe_form(form: Form, q: Quantity, given_shape: tuple[int, ...], expecte
     return text, step
 
 
-def describe_shape(q: Quantity, given_shape: tuple[int, ...], expected_shape: tuple[int, ...], graph: Graph,
+def describe_shape(q: Any, given_shape: tuple[int, ...], expected_shape: tuple[int, ...], graph: Graph,
                    msg: Messages, samples: bool = False) -> tuple[str, str]:
     """``wrong_shape``: the two shapes, and what the quantity's shape is."""
     what = msg("check_shape_samples", n=expected_shape[0]) if samples else ""
@@ -275,5 +276,5 @@ def entry_key(key: str, index: tuple[int, ...]) -> str:
     return entry_label(key.strip(), index)
 
 
-__all__ = ["MATRIX_CODES", "AnswerForms", "Form", "describe_form", "describe_shape", "entries_of", "entry_key",
-           "graph_mistakes", "sample_mistakes"]
+__all__ = ["MATRIX_CODES", "AnswerForms", "Form", "describe_change", "describe_form", "describe_shape", "entries_of",
+           "entry_key", "sample_indices", "tensor_step", "transpose_changes"]

@@ -43,6 +43,7 @@ LAYER_OF = {
     "explain.followthrough": "analysis", "explain.check": "analysis", "explain.classreport": "analysis",
     "explain.variants": "analysis", "explain.broadcast": "analysis", "explain.roster": "analysis",
     "explain.optim_torch": "analysis", "explain.later_steps": "analysis", "explain.trajectory": "analysis",
+    "explain.matrixforms": "analysis", "explain.tensorformula": "analysis",
     # what users call and what prints results
     "explain": "api/render", "explain.api": "api/render", "explain.render": "api/render",
     "explain.render.*": "api/render",
