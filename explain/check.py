@@ -533,6 +533,14 @@ class Grader:
             return Quantity("later", key)  # w5@3, m_w5@2, E@3: graded by explain.later_steps' run
         return None
 
+    def _stage_names(self) -> list[str]:
+        """The stages by the names the file gives them: a vector stage once (``z1``), not entry by entry."""
+        from .matrixforms import entries_of
+
+        entries = entries_of(self.shapes) if self.shapes else {}
+        names = [entries[n.name][0] if n.name in entries else n.name for n in self.graph.stages]
+        return list(dict.fromkeys(names))
+
     def _tensor_delta(self, key: str) -> str | None:
         """The tensor a delta key names: ``delta_z2`` (δ_z2), or ``delta2`` for a stage named ``z2``."""
         from .tensorformula import delta_names
@@ -658,7 +666,7 @@ class Grader:
             return self._grade_later(answer)
         q = self.quantity(answer.key)
         if q is None:
-            stages = ", ".join(n.name for n in g.stages)
+            stages = ", ".join(self._stage_names())
             note = m("check_unknown_key", answer=answer.key, stages=stages, loss=g.loss) + self._did_you_mean(answer.key)
             return Item(answer.key, answer.value, None, "unknown_key", note=note, line=answer.line)
         if q.kind in ("after", "loss_after") and self.learning_rate is None:

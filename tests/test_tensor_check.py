@@ -421,3 +421,9 @@ def test_a_formula_right_at_the_problems_numbers_only_is_not_the_formula():
     item = check(MAZUR, {"dE/dW2": "delta2 @ h1.T * (W2_0_0 / 0.4)"}).items[0]
     assert item.verdict == "incorrect" and "not when the parameters change" in item.note
     assert all(e.verdict == "correct" for e in item.entries)  # each entry is right at the problem's numbers
+
+
+def test_an_unknown_key_names_the_tensors_and_suggests_the_whole_matrix():
+    item = check(MAZUR, {"dE/dw2": 0.1}).items[0]
+    assert item.verdict == "unknown_key"
+    assert "(z1, h1, z2, o, E)" in item.note and "Did you mean 'dE/dW2'?" in item.note
