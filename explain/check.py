@@ -757,6 +757,8 @@ class Grader:
         given = np.asarray(answer.value, dtype=float)
         truth = np.asarray(expected, dtype=float)
         shape = truth.shape
+        if len(shape) == 1 and given.ndim == 2 and 1 in given.shape and given.size == shape[0]:
+            given = given.reshape(shape)  # a vector written as a column [[a], [b]] (or a row [[a, b]])
         item = Item(answer.key, answer.value, truth, "incorrect", line=answer.line, shape=shape)
         if given.shape != shape:
             return replace(item, diagnosis=self._shape_diagnosis(answer, q, given, truth))

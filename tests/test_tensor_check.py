@@ -427,3 +427,12 @@ def test_an_unknown_key_names_the_tensors_and_suggests_the_whole_matrix():
     item = check(MAZUR, {"dE/dw2": 0.1}).items[0]
     assert item.verdict == "unknown_key"
     assert "(z1, h1, z2, o, E)" in item.note and "Did you mean 'dE/dW2'?" in item.note
+
+
+def test_a_vector_may_be_written_as_a_column_or_a_row():
+    t = _mazur()
+    z1 = [float(_sig(v)) for v in t["z1"]]
+    for written in ([[z1[0]], [z1[1]]], [z1]):
+        item = check(MAZUR, {"z1": written}).items[0]
+        assert item.verdict == "correct" and [e.verdict for e in item.entries] == ["correct", "correct"]
+    assert check(MAZUR, {"z1": [[z1[0]], [0.5]]}).items[0].verdict == "incorrect"
