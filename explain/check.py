@@ -788,16 +788,19 @@ class Grader:
         found = self._incorrect(answer, q, expected, matches, pairs, note=note, prefer=prefer, hints=hints)
         return replace(found, given=answer.value, expected=truth, shape=shape, entries=entries)
 
-    def _matching_form(self, answer: Answer, q: Quantity, given: np.ndarray, truth: np.ndarray,
+    def _matching_form(self, answer: Answer | None, q: Quantity, given: np.ndarray, truth: np.ndarray,
                        rtol: float | None = None) -> Diagnosis | None:
-        """The matrix-form mistake (a transpose, a broadcast sum) whose numbers are the answer's, if any."""
+        """The matrix-form mistake (a transpose, a broadcast sum) whose numbers are the answer's, if any.
+
+        A number is compared at the precision written (``answer``); a formula's value at ``rtol``.
+        """
         from .matrixforms import describe_form
 
         for form in self._forms.forms(q, truth):
             if form.value.shape != given.shape:
                 continue
-            if rtol is not None:
-                close = np.abs(given - form.value) <= rtol * np.abs(form.value) + 1e-15
+            if rtol is not None or answer is None:
+                close = np.abs(given - form.value) <= (rtol or SYMBOLIC_RTOL) * np.abs(form.value) + 1e-15
             else:
                 close = np.abs(given - form.value) <= self._tolerance(answer, form.value, given.shape)
             if np.all(close):
@@ -812,7 +815,7 @@ class Grader:
 
         found = None
         if rtol is not None:
-            found = self._matching_form(None, q, given, truth, rtol)  # type: ignore[arg-type]
+            found = self._matching_form(None, q, given, truth, rtol)
         elif answer is not None and len(answer.places) == given.size:
             found = self._matching_form(answer, q, given, truth)
         if found is not None:
