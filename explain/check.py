@@ -88,22 +88,48 @@ class Answer:
     line: int | None = None
     written: str | None = None  # the number as the file writes it (``0.5370``, not 0.537)
 
+    #: Each number as written, in row-major order (a matrix's entries: ``0.5370`` keeps its zero).
+    literals: tuple[str, ...] = ()
+
     @property
     def kind(self) -> str:
-        """``number``, ``list``, ``symbolic`` or ``invalid``."""
+        """``number``, ``list``, ``matrix`` (a list of rows), ``symbolic`` or ``invalid``."""
         if isinstance(self.value, float) and math.isfinite(self.value):
             return "number"
         if isinstance(self.value, list) and self.value and all(
                 isinstance(v, float) and math.isfinite(v) for v in self.value):
             return "list"
+        if _rows(self.value) is not None and all(math.isfinite(v) for row in self.value for v in row):
+            return "matrix"
         return "symbolic" if isinstance(self.value, str) else "invalid"
+
+    @property
+    def numbers(self) -> list[Any]:
+        """The numbers written, flat, in row-major order."""
+        if _rows(self.value) is not None:
+            return [v for row in self.value for v in row]
+        return self.value if isinstance(self.value, list) else [self.value]
 
     @property
     def digits(self) -> int:
         """The fewest significant digits among the numbers written."""
-        values = self.value if isinstance(self.value, list) else [self.value]
-        found = [_significant(v, p) for v, p in zip(values, self.places)]
+        found = [_significant(v, p) for v, p in zip(self.numbers, self.places)]
         return min(found) if found else 0
+
+    @property
+    def entry_digits(self) -> int:
+        """The fewest significant digits among the non-zero numbers (a matrix's exact zeros are not guesses)."""
+        found = [_significant(v, p) for v, p in zip(self.numbers, self.places) if v != 0]
+        return min(found) if found else self.digits
+
+
+def _rows(value: Any) -> int | None:
+    """The row length of a rectangular, non-empty list of lists of numbers, else None."""
+    if not (isinstance(value, list) and value and all(isinstance(r, list) and r for r in value)):
+        return None
+    width = len(value[0])
+    ok = all(len(r) == width and all(isinstance(v, float) for v in r) for r in value)
+    return width if ok else None
 
 
 @dataclass
@@ -162,13 +188,27 @@ def _answer(key: str, value: Any, literal: str | None, line: int | None) -> Answ
         value = _float(value)
     if isinstance(value, float):
         found = _NUMBER.findall(literal or "") or [repr(value)]
-        return Answer(key, value, (_place(found[0]),), line, found[0])
+        return Answer(key, value, (_place(found[0]),), line, found[0], (found[0],))
     if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         found = _NUMBER.findall(literal or "")
         if len(found) != len(value):
             found = [repr(float(v)) for v in value]
         return Answer(key, [_float(v) for v in value], tuple(_place(f) for f in found), line,
-                      "[" + ", ".join(found) + "]")
+                      "[" + ", ".join(found) + "]", tuple(found))
+    if isinstance(value, list) and value and all(
+            isinstance(r, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+            for r in value):
+        # A matrix, one list per row: its numbers as written, row by row (docs/checking.md#matrices).
+        rows = [[_float(v) for v in r] for r in value]
+        flat = [v for r in rows for v in r]
+        found = _NUMBER.findall(literal or "")
+        if len(found) != len(flat):
+            found = [repr(v) for v in flat]
+        written, k = [], 0
+        for r in rows:
+            written.append("[" + ", ".join(found[k:k + len(r)]) + "]")
+            k += len(r)
+        return Answer(key, rows, tuple(_place(f) for f in found), line, "[" + ", ".join(written) + "]", tuple(found))
     return Answer(key, value, (), line)
 
 
@@ -259,6 +299,25 @@ class Diagnosis:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """The verdict on one entry of a vector or matrix answer (``dE/dW1[0,1]``)."""
+
+    key: str
+    index: tuple[int, ...]
+    given: float | None
+    expected: float
+    verdict: str
+    written: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        result = {"key": self.key, "index": list(self.index), "given": self.given, "expected": self.expected,
+                  "verdict": self.verdict}
+        if self.written is not None:
+            result["written"] = self.written
+        return result
+
+
+@dataclass(frozen=True)
 class Item:
     """The verdict on one answer."""
 
@@ -273,6 +332,10 @@ class Item:
     points: float = 0.0
     max_points: float = 1.0
     question: str | None = None  # the quantity in one spelling (``∂E/∂w5`` → ``dE/dw5``), for class statistics
+    #: A vector or matrix quantity: its shape (samples first in a data problem), and each entry's verdict
+    #: when the answer has that shape.
+    shape: tuple[int, ...] | None = None
+    entries: tuple[Entry, ...] = ()
 
     @property
     def shown(self) -> str:
@@ -293,6 +356,10 @@ class Item:
             result["note"] = self.note
         if self.line is not None:
             result["line"] = self.line
+        if self.shape is not None:
+            result["shape"] = list(self.shape)
+        if self.entries:
+            result["entries"] = [e.to_dict() for e in self.entries]
         return result
 
 
@@ -346,7 +413,7 @@ def _points(value: float) -> float | int:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        return [float(v) for v in value]
+        return np.asarray(value, dtype=float).tolist()  # nested lists for a matrix
     if isinstance(value, (np.floating, np.integer)):
         return float(value)
     if isinstance(value, (str, int, float, list, type(None), bool)):
@@ -385,6 +452,9 @@ class Grader:
         if rtol is not None and not (math.isfinite(rtol) and rtol > 0):
             raise ExplainError("--rtol", f"must be a positive number, got {rtol}")
         self.graph = self.derivation.graph
+        # Vectors and matrices (issue 12): their shapes and texts, for whole-tensor answer keys.
+        self.shapes: dict[str, tuple[int, ...]] = dict(source.shapes) if isinstance(source, Problem) else {}
+        self.tensor_texts: dict[str, str] = dict(source.tensor_texts) if isinstance(source, Problem) else {}
         self.rtol = rtol
         self.lang = lang
         self.messages = Messages(lang)
@@ -393,7 +463,7 @@ class Grader:
         self.sigfigs = sigfigs if sigfigs is not None else config.sigfigs
         self.learning_rate = learning_rate
         self.student = Student(self.graph, learning_rate, batch, program=self.derivation.program)
-        self.diagnoser = Diagnoser(self.student, learning_rate)
+        self.diagnoser = Diagnoser(self.student, learning_rate, self.shapes)
         self._words: dict[tuple[Mistake, Quantity], tuple[str, str]] = {}
         self._symbolic = _Symbolic(self.derivation, self.student)
         self.credit = {**CREDIT, "consistent": config.consistent_fraction}
@@ -439,20 +509,56 @@ class Grader:
         key = internal_key(key.strip())  # dL/dW1[0,1]: an entry of a matrix, named W1_0_1 inside
         if match := _GRAD_KEY.match(key):
             of, wrt = match.groups()
+            if of in self.loss_names and wrt in self.shapes:  # a whole vector or matrix: dE/dW1
+                return self._tensor_quantity("grad", wrt)
             return Quantity("grad", wrt) if of in self.loss_names and wrt in g.reaches_loss else None
+        if (tensor := self._tensor_delta(key)) is not None:
+            return self._tensor_quantity("grad", tensor)
         if match := _DELTA_KEY.match(key):
             # delta_o1 (δ_o1) is the delta of unit o1, ∂loss/∂in_o1, as the formulas' delta_ names it.
             node = self._symbolic.deltas.get(f"delta_{match.group(1)}")
             return Quantity("grad", node) if node is not None and node in g.reaches_loss else None
         if key in (f"{n}+" for n in self.loss_names):
             return Quantity("loss_after", g.loss)
+        if key.endswith("+") and key[:-1] in self.shapes:
+            q = self._tensor_quantity("after", key[:-1])
+            return q if q is not None and all(e in g.parameters for e in self._entries(q)) else None
         if key.endswith("+") and key[:-1] in g.parameters:
             return Quantity("after", key[:-1])
+        if key in self.shapes:
+            return self._tensor_quantity("value", key)
         if key in g.nodes:
             return Quantity("value", key)
         if self.later is not None and is_later_key(key) and self.later.resolve(key) is not None:
             return Quantity("later", key)  # w5@3, m_w5@2, E@3: graded by explain.later_steps' run
         return None
+
+    def _stage_names(self) -> list[str]:
+        """The stages by the names the file gives them: a vector stage once (``z1``), not entry by entry."""
+        from .matrixforms import entries_of
+
+        entries = entries_of(self.shapes) if self.shapes else {}
+        names = [entries[n.name][0] if n.name in entries else n.name for n in self.graph.stages]
+        return list(dict.fromkeys(names))
+
+    def _tensor_delta(self, key: str) -> str | None:
+        """The tensor a delta key names: ``delta_z2`` (δ_z2), or ``delta2`` for a stage named ``z2``."""
+        from .tensorformula import delta_names
+
+        return delta_names(self.shapes, self.graph).get(key.strip().replace("δ", "delta"))
+
+    def _tensor_quantity(self, kind: str, name: str) -> Quantity | None:
+        """A whole vector or matrix as one quantity; None when none of its entries is part of the problem."""
+        q = Quantity(kind, name, self.shapes[name])
+        entries = self._entries(q)
+        known = self.graph.reaches_loss if kind == "grad" else self.graph.nodes
+        return q if any(e in known for e in entries) and all(e in self.graph.nodes for e in entries) else None
+
+    @staticmethod
+    def _entries(q: Quantity) -> list[str]:
+        from .tensors import entry_name
+
+        return [entry_name(q.name, index) for index in np.ndindex(q.shape)]
 
     def name_of(self, q: Quantity) -> str:
         """One spelling of a quantity: the ``[marks]`` key when it has one, else ``dE/dw5``, ``w5+``, ``E+``, ``out_o1``."""
@@ -478,6 +584,7 @@ class Grader:
         keys = [n for n in g.nodes]
         keys += [f"d{g.loss}/d{n}" for n in g.nodes if n in g.reaches_loss]
         keys += [d for d, n in self._symbolic.deltas.items() if n in g.reaches_loss and d[6:] not in g.nodes]
+        keys += [*self.shapes, *(f"d{g.loss}/d{n}" for n in self.shapes)]
         if self.learning_rate is not None:
             keys += [f"{p}+" for p in g.parameters] + [f"{g.loss}+"]
         return keys
@@ -559,15 +666,19 @@ class Grader:
             return self._grade_later(answer)
         q = self.quantity(answer.key)
         if q is None:
-            stages = ", ".join(n.name for n in g.stages)
+            stages = ", ".join(self._stage_names())
             note = m("check_unknown_key", answer=answer.key, stages=stages, loss=g.loss) + self._did_you_mean(answer.key)
             return Item(answer.key, answer.value, None, "unknown_key", note=note, line=answer.line)
         if q.kind in ("after", "loss_after") and self.learning_rate is None:
             return Item(answer.key, answer.value, None, "unknown_key",
                         note=m("check_needs_learning_rate", answer=answer.key), line=answer.line)
         expected = self.student.correct.get(q)
+        if answer.kind == "symbolic" and (q.shape or (self.shapes and self._formulas.uses_tensors(answer.value))):
+            return self._grade_tensor_formula(answer, q, expected, source, prefer, hints)
         if answer.kind == "symbolic":
             return self._grade_symbolic(answer, q, expected, source, prefer, hints)
+        if q.shape and answer.kind in ("number", "list", "matrix"):
+            return self._grade_tensor(answer, q, expected, prefer, hints)
         if answer.kind == "invalid":
             reason = m("check_not_a_number")
             if isinstance(answer.value, (float, list)) and not finite.is_finite(answer.value):
@@ -599,6 +710,164 @@ class Grader:
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
         return self._incorrect(answer, q, expected, matches, pairs, prefer=prefer, hints=hints)
 
+    # -- vectors and matrices (issue 12; docs/checking.md#vectors-and-matrices) -------------
+    @property
+    def _forms(self) -> Any:
+        """The matrix-form candidates (transposes, broadcast sums) of :mod:`explain.matrixforms`, made once."""
+        if "_answer_forms" not in self.__dict__:
+            from .matrixforms import AnswerForms
+
+            self.__dict__["_answer_forms"] = AnswerForms(self.graph, self.derivation.evaluation, self.shapes,
+                                                         self.tensor_texts)
+        return self.__dict__["_answer_forms"]
+
+    @property
+    def _formulas(self) -> Any:
+        """Formulas over vectors and matrices (:mod:`explain.tensorformula`), made once."""
+        if "_tensor_formulas" not in self.__dict__:
+            from .tensorformula import TensorFormulas
+
+            self.__dict__["_tensor_formulas"] = TensorFormulas(self.derivation, self.shapes)
+        return self.__dict__["_tensor_formulas"]
+
+    def _entry_items(self, answer: Answer, q: Quantity, given: np.ndarray, expected: np.ndarray,
+                     verdicts: Sequence[str] | None = None) -> tuple[Entry, ...]:
+        """Each entry's verdict: judged as one number written with that entry's digits (or as given)."""
+        from .matrixforms import entry_key
+
+        entries = []
+        flat_given, flat_expected = given.reshape(-1), expected.reshape(-1)
+        for k, index in enumerate(np.ndindex(expected.shape)):
+            if verdicts is not None:
+                verdict = verdicts[k]
+                written = None
+            else:
+                one = replace(answer, value=float(flat_given[k]), places=(answer.places[k],),
+                              literals=answer.literals[k:k + 1])
+                verdict = self._number_verdict(one, np.asarray(flat_given[k]), float(flat_expected[k]), ())
+                written = answer.literals[k] if k < len(answer.literals) else None
+            entries.append(Entry(entry_key(answer.key, index), tuple(int(i) for i in index), float(flat_given[k]),
+                                 float(flat_expected[k]), verdict, written))
+        return tuple(entries)
+
+    def _grade_tensor(self, answer: Answer, q: Quantity, expected: Any, prefer: Sequence[str],
+                      hints: Hints | None) -> Item:
+        """A vector or matrix answer: judged entry by entry; the item is right when every entry is."""
+        m = self.messages
+        given = np.asarray(answer.value, dtype=float)
+        truth = np.asarray(expected, dtype=float)
+        shape = truth.shape
+        if len(shape) == 1 and given.ndim == 2 and 1 in given.shape and given.size == shape[0]:
+            given = given.reshape(shape)  # a vector written as a column [[a], [b]] (or a row [[a, b]])
+        item = Item(answer.key, answer.value, truth, "incorrect", line=answer.line, shape=shape)
+        if given.shape != shape:
+            return replace(item, diagnosis=self._shape_diagnosis(answer, q, given, truth))
+        entries = self._entry_items(answer, q, given, truth)
+        item = replace(item, entries=entries)
+        pairs = self.rtol is not None or answer.entry_digits >= PAIR_DIGITS
+
+        def matches(values: np.ndarray) -> np.ndarray:
+            close = np.abs(given - values) <= self._tolerance(answer, values, shape)
+            return np.all(close, axis=tuple(range(1, values.ndim)))
+
+        if hints is not None and (self.rtol is not None or answer.entry_digits >= DIAGNOSIS_DIGITS):
+            hints.matchers[id(answer)] = (q, matches, pairs)
+        verdict = self._number_verdict(answer, given, truth, shape)
+        if verdict == "correct":
+            return replace(item, verdict="correct")
+        if verdict == "imprecise":
+            return replace(item, verdict="imprecise", note=m("check_imprecise", digits=answer.digits,
+                                                               needed=self.sigfigs))
+        wrong = sum(e.verdict == "incorrect" for e in entries)
+        note = m("check_entries_wrong", wrong=wrong, total=len(entries))
+        if self.rtol is None and answer.entry_digits < DIAGNOSIS_DIGITS:
+            return replace(item, note=note + " " + m("check_too_few_digits_to_diagnose", needed=DIAGNOSIS_DIGITS))
+        form = self._matching_form(answer, q, given, truth)
+        if form is not None:
+            return replace(item, diagnosis=form, note=note)
+        found = self._incorrect(answer, q, expected, matches, pairs, note=note, prefer=prefer, hints=hints)
+        return replace(found, given=answer.value, expected=truth, shape=shape, entries=entries)
+
+    def _matching_form(self, answer: Answer | None, q: Quantity, given: np.ndarray, truth: np.ndarray,
+                       rtol: float | None = None) -> Diagnosis | None:
+        """The matrix-form mistake (a transpose, a broadcast sum) whose numbers are the answer's, if any.
+
+        A number is compared at the precision written (``answer``); a formula's value at ``rtol``.
+        """
+        from .matrixforms import describe_form
+
+        for form in self._forms.forms(q, truth):
+            if form.value.shape != given.shape:
+                continue
+            if rtol is not None or answer is None:
+                close = np.abs(given - form.value) <= (rtol or SYMBOLIC_RTOL) * np.abs(form.value) + 1e-15
+            else:
+                close = np.abs(given - form.value) <= self._tolerance(answer, form.value, given.shape)
+            if np.all(close):
+                message, step = describe_form(form, q, given.shape, truth.shape, self.graph, self.messages)
+                return Diagnosis(form.code, message, step)
+        return None
+
+    def _shape_diagnosis(self, answer: Answer | None, q: Quantity, given: np.ndarray, truth: np.ndarray,
+                         rtol: float | None = None) -> Diagnosis:
+        """Why the answer has another shape: a matrix-form mistake that gives it, else ``wrong_shape``."""
+        from .matrixforms import describe_shape
+
+        found = None
+        if rtol is not None:
+            found = self._matching_form(None, q, given, truth, rtol)
+        elif answer is not None and len(answer.places) == given.size:
+            found = self._matching_form(answer, q, given, truth)
+        if found is not None:
+            return found
+        samples = self.graph.is_data_problem and truth.ndim == len(q.shape) + 1
+        message, step = describe_shape(q, given.shape, truth.shape, self.graph, self.messages, samples)
+        return Diagnosis("wrong_shape", message, step)
+
+    def _grade_tensor_formula(self, answer: Answer, q: Quantity, expected: Any, source: str,
+                              prefer: Sequence[str], hints: Hints | None) -> Item:
+        """A formula over vectors and matrices (``"delta2 @ h1.T"``), evaluated with NumPy and judged per entry."""
+        m = self.messages
+        where = f"{source}: [answers] {answer.key}" + (f" (line {answer.line})" if answer.line else "")
+        truth = np.asarray(expected, dtype=float)
+        shape = truth.shape if q.shape else None
+        item = Item(answer.key, answer.value, truth if truth.ndim else float(truth), "incorrect", line=answer.line,
+                    shape=shape)
+        try:
+            formula = self._formulas.parse(answer.value, q, where)
+            value = self._formulas.value(formula, q, truth.shape)
+        except ExplainError as exc:
+            return replace(item, verdict="unparseable", note=m("check_unparseable", reason=exc.reason))
+        if not finite.is_finite(value):
+            return replace(item, note=m("finite_answer_value", value=_short(value), reason=m("finite_answer_not_finite")))
+        if value.shape != truth.shape:
+            if shape is None:
+                return replace(item, note=m("check_symbolic_not_a_value"))
+            return replace(item, note=m("check_symbolic_value", value=_short(value)),
+                           diagnosis=self._shape_diagnosis(None, q, value, truth, SYMBOLIC_RTOL * 1000))
+        close = np.abs(value - truth) <= SYMBOLIC_RTOL * np.abs(truth) + 1e-15
+        verdicts = ["correct" if c else "incorrect" for c in close.reshape(-1)]
+        entries = self._entry_items(answer, q, value, truth, verdicts) if shape else ()
+        item = replace(item, entries=entries)
+        if bool(np.all(close)) and self._formulas.equivalent(formula, q, truth.shape):
+            return replace(item, verdict="correct")
+        note = m("check_symbolic_value", value=_short(value))
+        if bool(np.all(close)):
+            return replace(item, note=m("check_formula_point_only"))
+        form = self._matching_form(answer, q, value, truth, SYMBOLIC_RTOL * 1000) if shape else None
+        if form is not None:
+            return replace(item, diagnosis=form, note=note)
+
+        def matches(values: np.ndarray) -> np.ndarray:
+            rtol = SYMBOLIC_RTOL * 1000
+            return np.all(np.abs(value - values) <= rtol * np.abs(values) + 1e-15,
+                          axis=tuple(range(1, values.ndim)))
+
+        if hints is not None:
+            hints.matchers[id(answer)] = (q, matches, True)
+        found = self._incorrect(answer, q, expected, matches, True, note, prefer, hints)
+        return replace(found, expected=item.expected, shape=shape, entries=entries)
+
     def _grade_later(self, answer: Answer) -> Item:
         """The Item for an answer about a later step (w5@3, m_w5@2): explain.later_steps has the run."""
         later = self.later
@@ -629,6 +898,26 @@ class Grader:
                                                                update=m(f"optim_update_{later.problem.train.update.update}")))
         return Item(answer.key, answer.value, expected, "incorrect", diagnosis=diagnosis, line=answer.line)
 
+    def _describe(self, found: Mistake, q: Quantity) -> tuple[str, str]:
+        """The words of a catalogue mistake; for a whole tensor, those of an entry it changes."""
+        if not q.shape:
+            return describe(found, q, self.graph, self.messages)
+        from .matrixforms import tensor_step
+
+        outcome = self.student.outcome(found)
+        correct = self.student.correct
+        entry = None
+        for name in self._entries(q):
+            one = Quantity(q.kind, name)
+            a, b = outcome.get(one), correct.get(one)
+            if a is not None and b is not None and not np.allclose(a, b, rtol=1e-10, atol=1e-300):
+                entry = one
+                break
+        message, step = describe(found, entry or Quantity(q.kind, self._entries(q)[0]), self.graph, self.messages)
+        if not found.edits or found.parts:
+            step = tensor_step(q, self.graph, self.messages)
+        return message, step
+
     def _number_verdict(self, answer: Answer, given: np.ndarray, expected: Any, shape: tuple[int, ...]) -> str:
         """``correct``, ``imprecise`` or ``incorrect`` for a number (or a list of numbers).
 
@@ -645,8 +934,8 @@ class Grader:
             return "incorrect"
         if self.rtol is not None:
             return "correct"
-        truth = np.atleast_1d(np.asarray(expected, dtype=float))
-        values = np.atleast_1d(given)
+        truth = np.asarray(expected, dtype=float).reshape(-1)  # a matrix's entries, row by row
+        values = np.asarray(given, dtype=float).reshape(-1)
         imprecise = False
         for v, t, place in zip(values, truth, answer.places):
             if abs(t) <= ZERO:
@@ -680,7 +969,7 @@ class Grader:
         diagnosis = None
         if found is not None:
             if (found, q) not in self._words:
-                self._words[(found, q)] = describe(found, q, self.graph, self.messages)
+                self._words[(found, q)] = self._describe(found, q)
             message, step = self._words[(found, q)]
             diagnosis = Diagnosis(found.code, message, step, found.codes)
         else:
@@ -737,7 +1026,10 @@ def _close(a: Any, b: Any, rtol: float) -> bool:
 
 
 def _short(value: Any) -> str:
-    return ", ".join(f"{v:.6g}" for v in np.atleast_1d(np.asarray(value, dtype=float)))
+    array = np.asarray(value, dtype=float)
+    if array.ndim == 2:  # a matrix, row by row
+        return "[" + ", ".join("[" + ", ".join(f"{v:.6g}" for v in row) + "]" for row in array) + "]"
+    return ", ".join(f"{v:.6g}" for v in np.atleast_1d(array))
 
 
 class _Symbolic:

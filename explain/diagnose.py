@@ -53,6 +53,9 @@ class Quantity:
 
     kind: str  # "value" | "grad" | "after" | "loss_after" | "later" (a later training step, name = the key)
     name: str
+    #: A whole vector or matrix (``dE/dW1``): its shape; its entries are the scalar quantities
+    #: ``W1_0_0`` … (:mod:`explain.tensors`).  ``()`` for a scalar quantity.
+    shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Mistake:
     rounding: tuple[str, int] | None = None
     info: tuple[tuple[str, str], ...] = ()
     parts: tuple[Mistake, ...] = ()
+    #: One sample's gradient taken for the whole data set's (:mod:`explain.matrixforms`): that sample's index.
+    sample: int | None = None
     #: ``"all"`` (everywhere it applies), ``"layer"`` (one layer) or ``"edges"`` (one group of edges):
     #: a student may hold a wrong rule in one place only.  Pairs combine ``"all"`` mistakes only.
     scope: str = "all"
@@ -100,6 +105,8 @@ class Outcome:
     loss_after: float | None
 
     def get(self, q: Quantity) -> Any:
+        if q.shape:
+            return _assemble(self, q)
         if q.kind == "value":
             return self.values.get(q.name)
         if q.kind == "grad":
@@ -107,6 +114,22 @@ class Outcome:
         if q.kind == "after":
             return self.after.get(q.name)
         return self.loss_after
+
+
+def _assemble(outcome: Outcome, q: Quantity) -> Any:
+    """A whole vector or matrix from its entries; a per-sample one has the samples as rows ``(n, *shape)``."""
+    from .tensors import entry_name
+
+    parts = []
+    for index in np.ndindex(q.shape):
+        value = outcome.get(Quantity(q.kind, entry_name(q.name, index)))
+        if value is None:
+            return None
+        parts.append(np.asarray(value, dtype=float))
+    if all(p.ndim == 0 for p in parts):
+        return np.array(parts, dtype=float).reshape(q.shape)
+    stacked = np.stack(np.broadcast_arrays(*parts), axis=-1)  # (n, entries)
+    return stacked.reshape(stacked.shape[0], *q.shape)
 
 
 class Student:
@@ -134,6 +157,8 @@ class Student:
 
     # -- the student's computation ------------------------------------------
     def _compute(self, m: Mistake) -> Outcome:
+        if m.sample is not None:
+            return self._one_sample(m.sample)
         graph = mistaken_graph(self.graph, m)
         program = self._program_for(graph, m)
         values, grads = self._gradients(graph, m, program)
@@ -150,6 +175,22 @@ class Student:
             after = {p: float(p0[p] - m.update_sign * eta * step[p]) for p in graph.parameters}
             loss_after = program.evaluate(after).loss
         return Outcome(values, grads, after, loss_after)
+
+    def _one_sample(self, s: int) -> Outcome:
+        """Sample ``s``'s own gradient taken for the whole data set's: the parameters' gradients, the step."""
+        g = self.graph
+        program = self._program if self._program is not None else Program(g)
+        leaves = [v[s:s + 1] if v is not None and g.nodes[n].per_sample else v
+                  for n, v in zip(g.nodes, program.leaves())]
+        with np.errstate(all="ignore"):
+            grads = dict(zip(g.parameters, (float(np.asarray(v, dtype=float)) for v in
+                                             program.loss_and_grad(leaves, 1)[1])))
+        after: dict[str, float] = {}
+        loss_after = None
+        if self.learning_rate is not None:
+            after = {p: float(g.leaf_values[p] - self.learning_rate * grads[p]) for p in g.parameters}
+            loss_after = program.evaluate(after).loss
+        return Outcome({}, grads, after, loss_after)
 
     def _program_for(self, graph: Graph, m: Mistake) -> Program:
         if m.rounding is not None:
@@ -251,12 +292,23 @@ def rounded_program(graph: Graph, rounding: tuple[str, int]) -> Program:
 
 
 # -- the catalogue -------------------------------------------------------------------
-def catalogue(graph: Graph, learning_rate: float | None = None) -> list[Mistake]:
-    """Every single mistake that applies to this Graph, in the order of :data:`CODES`."""
+def catalogue(graph: Graph, learning_rate: float | None = None,
+              shapes: Mapping[str, tuple[int, ...]] | None = None) -> list[Mistake]:
+    """Every single mistake that applies to this Graph, in the order of :data:`CODES`.
+
+    ``shapes`` (``Problem.shapes``) adds the matrix-form mistakes of :mod:`explain.matrixforms`
+    for a problem with vectors and matrices.
+    """
+    from .matrixforms import sample_indices, transpose_changes
+
     found: list[Mistake] = []
     found += _activation_mistakes(graph)
     found += _loss_mistakes(graph)
     found += _missing_paths(graph)
+    if shapes:
+        # Before wrong_weight: the same W δ is a missing transpose here.
+        found += [Mistake("missing_transpose", variant, edits, info=info, scope=scope)
+                  for variant, edits, info, scope in transpose_changes(graph, shapes)]
     found += _weight_mistakes(graph)
     if learning_rate is not None:
         groups = _depth_groups(graph)
@@ -270,6 +322,9 @@ def catalogue(graph: Graph, learning_rate: float | None = None) -> list[Mistake]
     if graph.reductions:
         other = "mean" if graph.reduction == "sum" else "sum"
         found.append(Mistake("mean_vs_sum", other, reduction=other))
+    if shapes:
+        found += [Mistake("broadcast_sum", f"sample{s}", sample=s, info=(("sample", str(s)),), scope="edges")
+                  for s in sample_indices(graph)]
     if learning_rate is not None:
         found.append(Mistake("update_sign", "plus", update_sign=-1.0))
     for mode in ("sig", "dec"):
@@ -279,7 +334,7 @@ def catalogue(graph: Graph, learning_rate: float | None = None) -> list[Mistake]
     seen: set[tuple[Any, ...]] = set()
     unique = []
     for m in found:
-        key = (m.code, frozenset(m.edits), m.reduction, m.update_sign, m.stale, m.rounding)
+        key = (m.code, frozenset(m.edits), m.reduction, m.update_sign, m.stale, m.rounding, m.sample)
         if key not in seen:
             seen.add(key)
             unique.append(m)
@@ -490,7 +545,8 @@ def _partial_weight_mistakes(graph: Graph, layers: Mapping[tuple[str, ...], list
 
 def combine(a: Mistake, b: Mistake) -> Mistake | None:
     """Both mistakes at once, or None when they cannot be held together."""
-    if a.code == b.code or (a.stale and b.stale) or (a.rounding and b.rounding) \
+    if a.code == b.code or a.sample is not None or b.sample is not None or (a.stale and b.stale) \
+            or (a.rounding and b.rounding) \
             or (a.reduction and b.reduction) or (a.update_sign < 0 and b.update_sign < 0):
         return None
     edits = a.edit_map
@@ -526,9 +582,10 @@ class Diagnoser:
     nothing.
     """
 
-    def __init__(self, student: Student, learning_rate: float | None = None) -> None:
+    def __init__(self, student: Student, learning_rate: float | None = None,
+                 shapes: Mapping[str, tuple[int, ...]] | None = None) -> None:
         self.student = student
-        self.singles = catalogue(student.graph, learning_rate)
+        self.singles = catalogue(student.graph, learning_rate, shapes)
         self._pairs: list[Mistake] | None = None
         self._tables: dict[tuple[Quantity, bool], tuple[list[Mistake], np.ndarray]] = {}
 
@@ -669,6 +726,10 @@ def describe(m: Mistake, q: Quantity, graph: Graph, msg: Messages) -> tuple[str,
     if m.parts:
         (first, step), (second, _) = (describe(p, q, graph, msg) for p in m.parts)
         return msg("mistake_pair", first=first, second=second), step
+    if m.code in ("missing_transpose", "broadcast_sum"):
+        from .matrixforms import describe_change
+
+        return describe_change(dict(m.info), m.sample, q, graph, msg)
     tm = TextMath(precision=6)
     edge_steps = [k for k, _ in m.edits if _relevant(graph, q, k[0])] or [k for k, _ in m.edits]
     if m.edits:

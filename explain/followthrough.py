@@ -107,7 +107,7 @@ def follow_through(grader: Grader, answers: Sequence[Answer], items: list[Item])
     for answer, item in zip(answers, items):
         q = grader.quantity(answer.key)
         if item.verdict == "incorrect" and answer.kind == "number" and q is not None \
-                and q.kind in ("value", "grad", "after"):
+                and q.kind in ("value", "grad", "after") and not q.shape:  # a whole tensor is not carried
             carried[q] = (float(answer.value), answer.places[0])
     if not carried:
         return items
@@ -115,7 +115,8 @@ def follow_through(grader: Grader, answers: Sequence[Answer], items: list[Item])
     out = []
     for answer, item in zip(answers, items):
         q = grader.quantity(answer.key)
-        if item.verdict == "incorrect" and answer.kind == "number" and q is not None and q.kind != "later":
+        if item.verdict == "incorrect" and answer.kind == "number" and q is not None and q.kind != "later" \
+                and not q.shape:
             found = _consistent(grader, recompute, answer, q, {k: v for k, v in carried.items() if k != q})
             if found is not None:
                 item = replace(item, verdict="consistent", diagnosis=None, note=found)

@@ -45,6 +45,7 @@ LAYER_OF = {
     "explain.variants": "analysis", "explain.broadcast": "analysis", "explain.roster": "analysis",
     "explain.optim_torch": "analysis", "explain.later_steps": "analysis", "explain.trajectory": "analysis",
     "explain.tensorverify": "analysis",
+    "explain.matrixforms": "analysis", "explain.tensorformula": "analysis",
     # what users call and what prints results
     "explain": "api/render", "explain.api": "api/render", "explain.render": "api/render",
     "explain.render.*": "api/render",

@@ -51,8 +51,24 @@ def _number(value: Any, precision: int) -> str:
         return value
     tm = TextMath(precision=precision)
     if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
-        return "[" + ", ".join(tm.number(v) for v in value) + "]"
+        # A matrix prints row by row: [[a, b], [c, d]].
+        return "[" + ", ".join(_number(v, precision) if hasattr(v, "__len__") else tm.number(v) for v in value) + "]"
     return tm.number(value)
+
+
+def _wrong_entries(item: Any, precision: int, m: Messages) -> list[tuple[str, str, str, str]]:
+    """The entries of a vector or matrix answer that are not right: (entry, given, expected, verdict)."""
+    if item.verdict == "correct":
+        return []
+    tm = TextMath(precision=precision)
+    return [(e.key, e.written if e.written is not None else tm.number(e.given), tm.number(e.expected),
+             m(f"check_verdict_{e.verdict}")) for e in item.entries if e.verdict != "correct"]
+
+
+def _entries_text(item: Any, precision: int, m: Messages) -> str:
+    """The wrong entries in one line (Markdown and rich cells): ``W1[0,1] 0.5 (0.0008771: incorrect)``."""
+    return "; ".join(f"{key} {given} ({m('check_col_expected')} {expected}: {verdict})"
+                     for key, given, expected, verdict in _wrong_entries(item, precision, m))
 
 
 def _given(item: Any) -> str:
@@ -97,15 +113,22 @@ def render_text(reports: Sequence[Report], precision: int = 6, lang: str = "en",
         title = m("check_title", source=r.source)
         footer = _score(r, m)
         if color:
-            return _rich_table(title, [*header, m("check_col_diagnosis")], rows, footer,
+            cells = [[*row[:4], " ".join(x for x in (row[4], _entries_text(i, precision, m)) if x)]
+                     for row, i in zip(rows, r.items)]
+            return _rich_table(title, [*header, m("check_col_diagnosis")], cells, footer,
                                [i.verdict for i in r.items])
         lines = [title, ""]
         widths = [max(len(str(x)) for x in col) for col in zip(header, *(row[:4] for row in rows))]
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-        for row in rows:
+        for row, item in zip(rows, r.items):
             lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)).rstrip())
             if row[4]:
                 lines += wrap_prose(row[4], "    → ", "      ")
+            wrong = _wrong_entries(item, precision, m)
+            if wrong:  # a vector or matrix answer: its wrong entries, one per line, aligned
+                entry_widths = [max(len(x[k]) for x in wrong) for k in range(3)]
+                lines += ["    " + "  ".join(c.ljust(w) for c, w in zip(x, [*entry_widths, 0])).rstrip()
+                          for x in wrong]
         return "\n".join([*lines, "", footer])
     header = [m("check_col_student"), m("check_col_score"), m("check_col_wrong")]
     rows = [list(r) for r in _summary_rows(reports, m)]
@@ -151,7 +174,7 @@ def render_markdown(reports: Sequence[Report], precision: int = 6, lang: str = "
                  "|" + "---|" * len(head)]
         for i in r.items:
             row = [f"`{i.key}`", _given(i), _number(i.expected, precision), m(f"check_verdict_{i.verdict}"),
-                   _explanation(i, m)]
+                   " ".join(x for x in (_explanation(i, m), _entries_text(i, precision, m)) if x)]
             lines.append("| " + " | ".join(cell(c) for c in row) + " |")
         return "\n".join([*lines, "", f"**{_score(r, m)}**"])
     head = [m("check_col_student"), m("check_col_score"), m("check_col_wrong")]
@@ -184,4 +207,10 @@ def render_csv(reports: Sequence[Report]) -> str:
                    d.suggested_step if d else "", "" if i.line is None else str(i.line),
                    str(i.to_dict()["points"]), str(i.to_dict()["max_points"])]
             writer.writerow([csv_cell(c) for c in row])
+            # A vector or matrix answer: one more row per entry, with its own verdict and no points
+            # (the item's row carries them; docs/checking.md#vectors-and-matrices).
+            for e in i.entries:
+                given = e.written if e.written is not None else repr(e.given)
+                writer.writerow([csv_cell(c) for c in [r.student, r.source, e.key, given, repr(e.expected), e.verdict,
+                                                       "", "", "", "" if i.line is None else str(i.line), "", ""]])
     return out.getvalue()
