@@ -575,6 +575,13 @@ class _Reader:
         bare = expr.xreplace({r: sp.Dummy() for r in reductions})
         loose = sorted(s.name for s in bare.free_symbols if s.name in per_sample)
         if loose:
+            from .tensors import entry_name
+
+            owner = next((t for t, shape in self.shapes.items()
+                          if any(entry_name(t, i) == loose[0] for i in np.ndindex(shape))), None)
+            if owner is not None:  # an entry of a per-sample vector: name the vector the user wrote
+                raise self.fail(key, f"{owner!r} has one vector per sample; reduce it to one number per "
+                                     f"sample in [forward] (l = \"sum({owner})\"), then use mean(l) or sum(l) in [cost]")
             raise self.fail(key, f"{loose[0]!r} has one value per sample; in [cost] use it through "
                                  f"mean({loose[0]}) or sum({loose[0]})")
         if reductions and not (whole and expr in reductions):

@@ -217,8 +217,9 @@ def test_tensor_cost_stages_add_the_penalty_once_after_the_reduction():
 
 def test_a_per_sample_vector_outside_a_reduction_in_cost_is_refused(tmp_path):
     source = COST.replace('J = "mean(l) + lam*(sum(R) + norm2(v)) + sum(l)/10"', 'J = "mean(l) + norm2(h)"')
-    _fails(source, "[cost] J", "one value per sample")
-    _cli_fails(tmp_path, source, "[cost] J", "one value per sample")
+    # the message names the vector h as written (not its internal entry h_0) and how to reduce it
+    _fails(source, "[cost] J", "'h' has one vector per sample")
+    _cli_fails(tmp_path, source, "[cost] J", 'l = "sum(h)"')
 
 
 def test_mean_of_a_parameter_in_cost_is_not_a_sample_reduction(tmp_path):
