@@ -377,6 +377,10 @@ def _stage_node(stage: Stage, nodes: Mapping[str, Node]) -> Node:
     return Node(stage.name, "stage", sp.Symbol(stage.name, real=True), stage.expr, stage.text, per_sample, inputs)
 
 
+#: Local derivatives with more operations than this are not tidied by ``factor_terms`` (see there).
+MAX_FACTORED_OPS = 60
+
+
 def _local_partials(node: Node, nodes: Mapping[str, Node]) -> list[Edge]:
     if node.expr is None:
         return []
@@ -394,8 +398,12 @@ def _local_partials(node: Node, nodes: Mapping[str, Node]) -> list[Edge]:
     for src in node.inputs:
         symbol = nodes[src].symbol
         local = sp.Add(*(_partial(t, symbol) for t in holding.get(symbol, ())))
-        # factor_terms keeps 2·(ŷ − y) as written; SymPy would distribute it to 2ŷ − 2y.
-        local = sp.factor_terms(local)
+        # factor_terms keeps 2·(ŷ − y) as written; SymPy would distribute it to 2ŷ − 2y.  On a
+        # large local (a tensor function of a composite argument written inline, such as
+        # cross_entropy(W2 @ relu(W1 @ x + b1) + b2, y): hundreds of operations per entry) it
+        # costs seconds each and tidies nothing a reader follows: left as SymPy writes it.
+        if sp.count_ops(local) <= MAX_FACTORED_OPS:
+            local = sp.factor_terms(local)
         if isinstance(node.expr, sp.Function) or node.expr.is_Pow or _is_quotient(node.expr):
             # Write the derivative with the node's own name where its expression
             # reappears: σ'(z) = σ(z)(1 − σ(z)) reads out·(1 − out), the way it is taught.

@@ -376,3 +376,21 @@ def test_a_scalar_stage_using_one_entry_has_no_matrix_form_and_still_works(tmp_p
     assert explain.tensorgraph.matrix_program(explain.load(path)) is None
     # dL/dW[0,1] = 2 z_0 x_1 + 3, hand-derived: z_0 = 0.5·1 − 0.2·2 = 0.1
     assert explain.derive(explain.load(path)).grad("W_0_1") == pytest.approx(2 * 0.1 * 2.0 + 3, abs=1e-12)
+
+
+def test_the_classifier_written_in_one_line_gives_the_staged_files_gradients(tmp_path):
+    # l = cross_entropy(W2 @ relu(W1 @ x + b1) + b2, label) in one stage: each entry's scalar
+    # expression holds the whole network (its locals were tidied by factor_terms for 37 s; now
+    # left as SymPy writes them, 8 s). Both views must still give the staged file's numbers.
+    staged = explain.load(EXAMPLES / "classifier_4_10_3.toml")
+    text = (EXAMPLES / "classifier_4_10_3.toml").read_text(encoding="utf-8").replace(
+        'h = "relu(W1 @ x + b1)"\nz = "W2 @ h + b2"\nl = "cross_entropy(z, label)"',
+        'l = "cross_entropy(W2 @ relu(W1 @ x + b1) + b2, label)"')
+    assert 'l = "cross_entropy(W2 @ relu' in text
+    inline = explain.loads(text, source="inline.toml")
+    d_staged, d_inline, md = explain.derive(staged), explain.derive(inline), derive_matrix(inline)
+    for name in ("W1", "b1", "W2", "b2"):
+        shape = md.program.leaves[name].shape
+        np.testing.assert_allclose(_scalar_gradient(d_inline, name, shape), _scalar_gradient(d_staged, name, shape),
+                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(md.grad(name), _scalar_gradient(d_staged, name, shape), rtol=1e-12, atol=1e-14)
