@@ -35,7 +35,7 @@ from .graph import Graph
 from .i18n import message
 from .parse import CONSTANTS, _Builder, _walk
 from .functions import USER_FUNCTIONS
-from .tensors import _clash, entry_name, shape_text
+from .tensors import broadcast_shape, entry_name, matmul_shape, shape_text
 
 #: Functions of whole vectors and matrices in formula answers, with their (min, max) arguments.
 ARRAY_FUNCTIONS: dict[str, tuple[int, int]] = {
@@ -88,12 +88,7 @@ class _ArrayBuilder(_Builder[np.ndarray]):
         return [*self._names, *CONSTANTS]
 
     def binary(self, op: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        try:
-            shape = np.broadcast_shapes(left.shape, right.shape)
-        except ValueError:
-            a, b = _clash(left.shape, right.shape)
-            raise ValueError(message("tensor_broadcast", left=shape_text(left.shape), op=op,
-                                     right=shape_text(right.shape), a=a, b=b)) from None
+        shape = broadcast_shape(op, left.shape, right.shape)
         _bounded(shape)
         with np.errstate(all="ignore"):
             if op == "+":
@@ -110,12 +105,7 @@ class _ArrayBuilder(_Builder[np.ndarray]):
         return -operand
 
     def matmul(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        a, b = left.shape, right.shape
-        if not a or not b:
-            raise ValueError(message("tensor_matmul_number", left=shape_text(a), right=shape_text(b)))
-        if a[-1] != b[0]:
-            raise ValueError(message("tensor_matmul_inner", left=shape_text(a), right=shape_text(b), a=a[-1], b=b[0]))
-        _bounded((*a[:-1], *b[1:]))
+        _bounded(matmul_shape(left.shape, right.shape))
         with np.errstate(all="ignore"):
             return np.asarray(left @ right)
 

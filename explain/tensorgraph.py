@@ -43,16 +43,12 @@ from .functions import OPS, USER_FUNCTIONS, reduction_kind
 from .i18n import message
 from .parse import _Builder, _walk
 from .tensoreval import _compile, evaluate
-from .tensornodes import _BINARY_OPS, TNode, _broadcast_shape, binary, const, matmul, transpose
+from .tensornodes import _BINARY_OPS, TNode, binary, const, matmul, transpose
 from .tensorrules import fit, vjp
-from .tensors import TENSOR_FUNCTIONS, Shape, entry_name, shape_text
+from .tensors import TENSOR_FUNCTIONS, Shape, broadcast_shape, entry_name, shape_text
 
 if TYPE_CHECKING:
     from .problem import Problem
-
-#: Functions of whole tensors, by the name a file writes, with their (min, max) arguments.
-WHOLE_FUNCTIONS: dict[str, tuple[int, int]] = {**TENSOR_FUNCTIONS, "bce": (2, 2)}
-
 
 # -- reading a stage -----------------------------------------------------------------------------
 class ProgramBuilder(_Builder[TNode]):
@@ -95,19 +91,19 @@ class ProgramBuilder(_Builder[TNode]):
         return transpose(operand)
 
     def function_arity(self, func: str) -> tuple[int, int] | None:
-        if func in WHOLE_FUNCTIONS and func not in self._names:
-            return WHOLE_FUNCTIONS[func]
+        if func in TENSOR_FUNCTIONS and func not in self._names:
+            return TENSOR_FUNCTIONS[func]
         if func in USER_FUNCTIONS:
             n = USER_FUNCTIONS[func][1]
             return (n, n)
         return None
 
     def call(self, func: str, args: list[TNode]) -> TNode:
-        if func not in WHOLE_FUNCTIONS:
+        if func not in TENSOR_FUNCTIONS:
             op = next(o for o in OPS.values() if o.user == func)
             shape: Shape = ()
             for arg in args:
-                shape = _broadcast_shape(f"{func}(,)", TNode("const", shape=shape), arg)
+                shape = broadcast_shape(f"{func}(,)", shape, arg.shape)
             return TNode("f", tuple(args), shape, any(a.batched for a in args), name=op.name)
         v = args[0]
         if func in ("sum", "mean"):
@@ -136,7 +132,7 @@ class ProgramBuilder(_Builder[TNode]):
         label = args[1]  # cross_entropy(z, label)
         if label.shape != v.shape:
             if label.shape or label.op not in ("const", "name"):
-                raise ValueError(message("tensor_label", last=len(v) - 1 if False else v.shape[0] - 1))
+                raise ValueError(message("tensor_label", last=v.shape[0] - 1))
             if label.op == "const":
                 self._whole(label, func, v.shape[0] - 1, key="tensor_label")
         return TNode(func, (v, label), (), v.batched or label.batched)

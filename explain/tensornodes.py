@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .functions import OPS
-from .i18n import message
-from .tensors import Shape, _clash, shape_text
+from .tensors import Shape, broadcast_shape, matmul_shape, shape_text
+
 
 @dataclass(frozen=True, eq=False)
 class TNode:
@@ -68,29 +66,14 @@ def const(value: float, label: str | None = None) -> TNode:
     return TNode("const", number=float(value), label=label)
 
 
-def _broadcast_shape(op: str, a: TNode, b: TNode) -> Shape:
-    try:
-        return tuple(np.broadcast_shapes(a.shape, b.shape))
-    except ValueError:
-        x, y = _clash(a.shape, b.shape)
-        raise ValueError(message("tensor_broadcast", left=shape_text(a.shape), op=op,
-                                 right=shape_text(b.shape), a=x, b=y)) from None
-
-
 def binary(op: str, a: TNode, b: TNode, symbol: str | None = None) -> TNode:
     """An elementwise operation with NumPy's broadcasting (``symbol`` names it in errors)."""
-    shape = _broadcast_shape(symbol or op, a, b)
+    shape = broadcast_shape(symbol or op, a.shape, b.shape)
     return TNode(op, (a, b), shape, a.batched or b.batched)
 
 
 def matmul(a: TNode, b: TNode) -> TNode:
-    if not a.shape or not b.shape:
-        raise ValueError(message("tensor_matmul_number", left=shape_text(a.shape), right=shape_text(b.shape)))
-    if a.shape[-1] != b.shape[0]:
-        raise ValueError(message("tensor_matmul_inner", left=shape_text(a.shape), right=shape_text(b.shape),
-                                 a=a.shape[-1], b=b.shape[0]))
-    shape = (*a.shape[:-1], *b.shape[1:])
-    return TNode("matmul", (a, b), shape, a.batched or b.batched)
+    return TNode("matmul", (a, b), matmul_shape(a.shape, b.shape), a.batched or b.batched)
 
 
 def transpose(a: TNode) -> TNode:

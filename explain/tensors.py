@@ -177,12 +177,7 @@ class TensorBuilder(_SymbolicBuilder):
 
     # -- elementwise ----------------------------------------------------------------
     def _broadcast(self, op: str, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            shape = np.broadcast_shapes(left.shape, right.shape)
-        except ValueError:
-            a, b = _clash(left.shape, right.shape)
-            raise ValueError(message("tensor_broadcast", left=shape_text(left.shape), op=op,
-                                     right=shape_text(right.shape), a=a, b=b)) from None
+        shape = broadcast_shape(op, left.shape, right.shape)
         return np.broadcast_to(left, shape), np.broadcast_to(right, shape)
 
     def binary(self, op: str, left: Any, right: Any) -> Any:
@@ -201,12 +196,7 @@ class TensorBuilder(_SymbolicBuilder):
 
     # -- matrices -------------------------------------------------------------------
     def matmul(self, left: Any, right: Any) -> Any:
-        a, b = left.shape, right.shape
-        if not a or not b:
-            raise ValueError(message("tensor_matmul_number", left=shape_text(a), right=shape_text(b)))
-        if a[-1] != b[0]:
-            raise ValueError(message("tensor_matmul_inner", left=shape_text(a), right=shape_text(b),
-                                     a=a[-1], b=b[0]))
+        matmul_shape(left.shape, right.shape)
         rows = left if left.ndim == 2 else left.reshape(1, -1)
         cols = right if right.ndim == 2 else right.reshape(-1, 1)
         out = np.empty((rows.shape[0], cols.shape[1]), dtype=object)
@@ -313,6 +303,29 @@ def _map(f: Any, *arrays: np.ndarray) -> np.ndarray:
     for index in np.ndindex(shape):
         out[index] = f(*(a[index] for a in arrays))
     return out
+
+
+def broadcast_shape(op: str, left: Shape, right: Shape) -> Shape:
+    """NumPy's broadcast of two shapes, or ValueError saying which dimensions clash (``op`` names the operation).
+
+    The one rule of the scalar view, the tensor view and formula answers alike.
+    """
+    try:
+        return tuple(np.broadcast_shapes(left, right))
+    except ValueError:
+        a, b = _clash(left, right)
+        raise ValueError(message("tensor_broadcast", left=shape_text(left), op=op,
+                                 right=shape_text(right), a=a, b=b)) from None
+
+
+def matmul_shape(left: Shape, right: Shape) -> Shape:
+    """The shape of ``left @ right`` by NumPy's rule (a vector operand's dimension is dropped), or ValueError."""
+    if not left or not right:
+        raise ValueError(message("tensor_matmul_number", left=shape_text(left), right=shape_text(right)))
+    if left[-1] != right[0]:
+        raise ValueError(message("tensor_matmul_inner", left=shape_text(left), right=shape_text(right),
+                                 a=left[-1], b=right[0]))
+    return (*left[:-1], *right[1:])
 
 
 def _clash(a: Shape, b: Shape) -> tuple[int, int]:
