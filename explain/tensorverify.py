@@ -26,7 +26,7 @@ from .functions import torch_functions
 from .i18n import message
 from .tensorgraph import MatrixDerivation, TensorProgram, TNode, evaluate
 from .verify import (ROUNDING_RUNS, TOLERANCES, UNIT_ROUNDOFF, FiniteDifference, Verification, _compare,
-                     _import_torch, _resolve_device)
+                     _import_torch, _resolve_device, widen)
 from .errors import ExplainError
 
 #: Seconds of NumPy forward passes the finite differences may spend (at least FD_MINIMUM entries are checked).
@@ -194,12 +194,8 @@ def _spread(program: TensorProgram, device: str, unit: float) -> tuple[dict[str,
     spread_g = {n: np.zeros_like(g) for n, g in grads.items()}
     for run in range(ROUNDING_RUNS):
         v, g = torch_values_and_grads(program, device, torch.float64, noise=unit, seed=run + 1)
-        for spread, now, ref in ((spread_v, v, values), (spread_g, g, grads)):
-            for n in spread:
-                with np.errstate(all="ignore"):
-                    gap = np.abs(now[n] - ref[n])
-                    gap = np.where(np.isfinite(ref[n]), np.nan_to_num(gap, nan=np.inf), 0.0)
-                spread[n] = np.maximum(spread[n], gap)
+        widen(spread_v, v, values)
+        widen(spread_g, g, grads)
     return spread_v, spread_g
 
 

@@ -402,15 +402,23 @@ def rounding_spread(graph: Graph, device: str, unit: float) -> tuple[dict[str, A
     for run in range(ROUNDING_RUNS):
         pins.next = 0
         v, g = torch_values_and_grads(graph, device, torch.float64, noise=unit, seed=run + 1, pins=pins)
-        for spread, now, ref in ((spread_v, v, values), (spread_g, g, grads)):
-            for n in spread:
-                with np.errstate(all="ignore"):
-                    gap = np.abs(now[n] - ref[n])
-                    gap = np.where(np.isfinite(gap) | (now[n] == ref[n]), gap, np.inf)
-                    # where the reference itself is not finite there is nothing to widen: judged as is
-                    gap = np.where(np.isfinite(ref[n]), np.nan_to_num(gap, nan=np.inf), 0.0)
-                spread[n] = np.maximum(spread[n], gap)
+        widen(spread_v, v, values)
+        widen(spread_g, g, grads)
     return spread_v, spread_g
+
+
+def widen(spread: dict[str, Any], now: Mapping[str, Any], ref: Mapping[str, Any]) -> None:
+    """Each quantity's spread grown to its distance from the unperturbed run in this perturbed one.
+
+    A quantity that stops being finite under the perturbation gets an infinite spread;
+    where the reference itself is not finite there is nothing to widen (judged as is).
+    """
+    for n in spread:
+        with np.errstate(all="ignore"):
+            gap = np.abs(now[n] - ref[n])
+            gap = np.where(np.isfinite(gap) | (now[n] == ref[n]), gap, np.inf)
+            gap = np.where(np.isfinite(ref[n]), np.nan_to_num(gap, nan=np.inf), 0.0)
+        spread[n] = np.maximum(spread[n], gap)
 
 
 def _numpy(tensor: Any) -> np.ndarray:
