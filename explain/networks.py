@@ -226,6 +226,15 @@ def _layer_settings(layer: Mapping[str, Any], where: str) -> tuple[int, str, boo
     return units, activation, train_bias, slope
 
 
+def _activated(activation: str, pre: str, slope: float) -> str:
+    """The stage text of an elementwise activation of ``pre`` (a unit's sum, or a layer's vector)."""
+    if activation == "identity":
+        return pre
+    if activation == "leaky_relu":
+        return f"leaky_relu({pre}, {slope!r})"
+    return f"{activation}({pre})"
+
+
 def _expand_layer(
     layer: Mapping[str, Any], index: int, previous: list[str], names: _Names, where: str,
     values: dict[str, Any], parameters: dict[str, Any], forward: dict[str, str],
@@ -255,14 +264,7 @@ def _expand_layer(
     posts = []
     for j, pre in enumerate(pre_names):
         post = names.post(index, j + 1)
-        if activation == "softmax":
-            forward[post] = _softmax(pre, pre_names)
-        elif activation == "identity":
-            forward[post] = pre
-        elif activation == "leaky_relu":
-            forward[post] = f"leaky_relu({pre}, {slope!r})"
-        else:
-            forward[post] = f"{activation}({pre})"
+        forward[post] = _softmax(pre, pre_names) if activation == "softmax" else _activated(activation, pre, slope)
         posts.append(post)
     return posts
 
@@ -390,12 +392,7 @@ def expand_matrix(inputs: list[float], targets: list[float], layers: list[Mappin
         if bias is not None:
             (parameters if train_bias else values)[b] = bias
         forward[z] = f"{w} @ {previous} + {b}" if bias is not None else f"{w} @ {previous}"
-        if activation == "identity":
-            forward[a] = z
-        elif activation == "leaky_relu":
-            forward[a] = f"leaky_relu({z}, {slope!r})"
-        else:
-            forward[a] = f"{activation}({z})"
+        forward[a] = _activated(activation, z, slope)
         previous, width = a, units
 
     if width != len(targets):
