@@ -21,7 +21,7 @@ from explain.tensors import entry_name
 from explain.tensorverify import train_program, verify_matrix
 
 from .conftest import EXAMPLES
-from .test_tensors import TEMPLATES, _problem
+from .test_tensors import TEMPLATES, _problem, draw_array
 
 TOL = 1e-10
 TENSOR_EXAMPLES = ["mazur_matrix", "softmax_classifier", "xor_vectors", "pytorch_autograd_tutorial"]
@@ -113,12 +113,7 @@ def test_seed_001_broadcasting_is_summed_back_over_the_repeated_axis():
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 3), st.integers(1, 3), st.sampled_from(range(len(TEMPLATES))), st.data())
 def test_random_tensor_problems_matrix_form_agrees_with_torch_and_the_scalar_view(m, n, which, data):
-    numbers = st.floats(-2, 2, allow_nan=False).map(lambda x: round(x, 3))
-    parameters = {
-        "A": np.array(data.draw(st.lists(st.lists(numbers, min_size=n, max_size=n), min_size=m, max_size=m))),
-        "u": np.array(data.draw(st.lists(numbers, min_size=m, max_size=m))),
-        "v": np.array(data.draw(st.lists(numbers, min_size=n, max_size=n))),
-    }
+    parameters = {"A": draw_array(data, m, n), "u": draw_array(data, m), "v": draw_array(data, n)}
     k = data.draw(st.integers(0, m - 1))
     text, torch_loss = TEMPLATES[which]
     problem = _problem(parameters, {"L": text}, {"k": k})
@@ -148,12 +143,7 @@ BROADCASTS = [
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 3), st.integers(1, 3), st.sampled_from(range(len(BROADCASTS))), st.data())
 def test_random_broadcasting_problems_agree_with_torch(m, n, which, data):
-    numbers = st.floats(-2, 2, allow_nan=False).map(lambda x: round(x, 3))
-    arrays = {
-        "A": np.array(data.draw(st.lists(st.lists(numbers, min_size=n, max_size=n), min_size=m, max_size=m))),
-        "c": np.array(data.draw(st.lists(st.lists(numbers, min_size=1, max_size=1), min_size=m, max_size=m))),
-        "v": np.array(data.draw(st.lists(numbers, min_size=n, max_size=n))),
-    }
+    arrays = {"A": draw_array(data, m, n), "c": draw_array(data, m, 1), "v": draw_array(data, n)}
     text, torch_loss = BROADCASTS[which]
     md = derive_matrix(TensorProgram.from_texts(parameters=arrays, forward={"L": text}))
     leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in arrays.items()}

@@ -182,15 +182,17 @@ TEMPLATES = [
 ]
 
 
+def draw_array(data: st.DataObject, *shape: int) -> np.ndarray:
+    """A random array of this shape, entries in [-2, 2] with 3 decimals (hypothesis draws them)."""
+    size = int(np.prod(shape))
+    numbers = st.floats(-2, 2, allow_nan=False).map(lambda x: round(x, 3))
+    return np.array(data.draw(st.lists(numbers, min_size=size, max_size=size)), dtype=float).reshape(shape)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 3), st.integers(1, 3), st.sampled_from(range(len(TEMPLATES))), st.data())
 def test_random_tensor_problems_agree_with_torch(m, n, which, data):
-    numbers = st.floats(-2, 2, allow_nan=False).map(lambda x: round(x, 3))
-    parameters = {
-        "A": np.array(data.draw(st.lists(st.lists(numbers, min_size=n, max_size=n), min_size=m, max_size=m))),
-        "u": np.array(data.draw(st.lists(numbers, min_size=m, max_size=m))),
-        "v": np.array(data.draw(st.lists(numbers, min_size=n, max_size=n))),
-    }
+    parameters = {"A": draw_array(data, m, n), "u": draw_array(data, m), "v": draw_array(data, n)}
     k = data.draw(st.integers(0, m - 1))
     text, torch_loss = TEMPLATES[which]
     problem = _problem(parameters, {"L": text}, {"k": k})
