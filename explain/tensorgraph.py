@@ -41,7 +41,7 @@ import sympy as sp
 from .errors import ExplainError
 from .functions import OPS, USER_FUNCTIONS, reduction_kind
 from .i18n import message
-from .parse import _Builder, _walk
+from .parse import _Builder, _walk, invalid_name_reason, is_valid_name
 from .tensoreval import _compile, evaluate
 from .tensornodes import _BINARY_OPS, TNode, binary, const, matmul, transpose
 from .tensorrules import fit, vjp
@@ -200,9 +200,24 @@ class TensorProgram:
         data = dict(data or {})
         if data:
             program.n_samples = len(next(iter(data.values())))
+        taken: set[str] = set()
+        for kind, table in (("value", values or {}), ("data", data), ("parameter", parameters),
+                            ("stage", forward)):
+            for name in table:
+                # the names a problem file allows: each is written in formulas, and in the compiled
+                # plan only as a quoted dictionary key (tensoreval._compile)
+                where = f"{source}: {kind} {name!r}"
+                if not isinstance(name, str) or not is_valid_name(name):
+                    raise ExplainError(where, invalid_name_reason(str(name)))
+                if name in taken:
+                    raise ExplainError(where, "is defined twice (names must be unique)")
+                taken.add(name)
         for kind, table in (("value", values or {}), ("data", data), ("parameter", parameters)):
             for name, value in table.items():
                 array = np.asarray(value, dtype=float)
+                if kind == "data" and (array.ndim == 0 or len(array) != program.n_samples):
+                    raise ExplainError(f"{source}: data {name!r}", f"must hold {program.n_samples} samples (one row each), "
+                                                                   f"as the first data column does")
                 batched = kind == "data"
                 shape = array.shape[1:] if batched else array.shape
                 program.leaves[name] = TNode("name", shape=tuple(shape), batched=batched, name=name)

@@ -384,3 +384,16 @@ def test_the_classifier_written_in_one_line_gives_the_staged_files_gradients(tmp
         np.testing.assert_allclose(_scalar_gradient(d_inline, name, shape), _scalar_gradient(d_staged, name, shape),
                                    rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(md.grad(name), _scalar_gradient(d_staged, name, shape), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("tables, words", [
+    ({"parameters": {"w'] = 0 #": [1.0]}, "forward": {"L": "sum(w)"}}, "not a valid name"),
+    ({"parameters": {"w": [1.0]}, "forward": {"w": "sum(w)"}}, "defined twice"),
+    ({"parameters": {"w": [1.0]}, "data": {"x": [1.0, 2.0], "y": [1.0]}, "forward": {"l": "w * x * y"}},
+     "must hold 2 samples"),
+])
+def test_a_program_written_directly_checks_its_names_and_samples(tables, words):
+    # The library's door takes the rules of a problem file: a name that is not one (it could not be
+    # written in a formula, and is never put into the compiled plan but as a quoted key) is refused.
+    with pytest.raises(ExplainError, match=words):
+        TensorProgram.from_texts(**tables)
