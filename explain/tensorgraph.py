@@ -253,7 +253,10 @@ class TensorProgram:
 
 def program_of(problem: Problem) -> TensorProgram:
     """The tensor program of a problem (any problem: a scalar is a tensor of shape ())."""
-    tensor_entries = {entry_name(t, idx) for t, shape in problem.shapes.items() for idx in np.ndindex(shape)}
+    # Each tensor's entries by name, with the tensor they belong to (a stage's text is read once, whole).
+    owner = {entry_name(t, idx): t for t, shape in problem.shapes.items() for idx in np.ndindex(shape)}
+    owner.update({t: t for t in problem.tensor_texts})
+    tensor_entries = owner.keys() - problem.tensor_texts.keys()
     program = TensorProgram(leaves={}, values={}, kinds={}, stages=[], loss="", n_samples=problem.n_samples or 1)
     for kind, table in (("value", problem.values), ("data", problem.data), ("parameter", problem.parameters)):
         batched = kind == "data"
@@ -281,11 +284,11 @@ def program_of(problem: Problem) -> TensorProgram:
     constants = {n: float(v) for n, v in problem.values.items()}
     done: set[str] = set()
     for stage in problem.stages:
-        owner = _owner(stage.name, problem.tensor_texts, tensor_entries)
-        if owner is not None:
-            if owner not in done:
-                program.add_stage(owner, problem.tensor_texts[owner], constants, f"{problem.source}: {owner}")
-                done.add(owner)
+        tensor = owner.get(stage.name)
+        if tensor in problem.tensor_texts:
+            if tensor not in done:
+                program.add_stage(tensor, problem.tensor_texts[tensor], constants, f"{problem.source}: {tensor}")
+                done.add(tensor)
             continue
         names = {**program.leaves, **{s.name: program.node(s.name) for s in program.stages}}
         program.stages.append(TensorStage(stage.name, _from_sympy(stage.expr, names), str(stage.text)))
@@ -303,18 +306,6 @@ def matrix_program(problem: Problem) -> TensorProgram | None:
         return program_of(problem)
     except ExplainError:
         return None
-
-
-def _owner(name: str, texts: Mapping[str, str], entries: set[str]) -> str | None:
-    if name in texts:
-        return name
-    if name in entries:
-        base = name.rsplit("_", 2)
-        for cut in (1, 2):
-            owner = "_".join(base[:-cut]) if len(base) > cut else None
-            if owner in texts:
-                return owner
-    return None
 
 
 def _from_sympy(expr: sp.Expr, names: Mapping[str, TNode]) -> TNode:
