@@ -175,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_program:
             _ignore_further_signals()
         print(_message(getattr(args, "lang", "en"), "interrupted"), file=sys.stderr)
+        if is_program:
+            _exit_now(130)
         return 130
     except Terminated:
         if is_program:
@@ -194,6 +196,21 @@ def _ignore_further_signals() -> None:
             signal.signal(number, signal.SIG_IGN)
         except ValueError:  # not the main thread
             return
+
+
+def _exit_now(code: int) -> None:
+    """End the process with ``code`` at once, skipping the interpreter's finalization.
+
+    A KeyboardInterrupt that passes through ``exec`` or ``eval`` of a string (as
+    dataclasses, namedtuple and lambdify do while a module loads) sets a flag in
+    CPython that survives the ``except`` which handles it; at a normal exit CPython
+    then kills the process with SIGINT, and the caller sees -2 instead of 130.  By
+    now every ``finally`` has run and every output file is cleaned up.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -21,6 +21,7 @@ import sympy as sp
 
 from .functions import SAMPLE_COUNT, numpy_functions, reduction_kind, stable_form, torch_functions
 from .graph import Graph
+from .interrupts import import_torch
 
 
 def _np_sum_samples(x: Any, n: int) -> Any:
@@ -43,7 +44,7 @@ def _numpy_namespace() -> dict[str, Any]:
 
 def _torch_namespace() -> dict[str, Any]:
     """The operations of :data:`explain.functions.OPS` in torch, and the compiled code's own helpers."""
-    import torch
+    torch = import_torch()
 
     names: dict[str, Any] = {
         "sum_samples": lambda x, n: x.sum() if isinstance(x, torch.Tensor) and x.dim() else x * n,

@@ -23,6 +23,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .interrupts import import_torch
+
 
 class _Numeric(sp.Function):
     """A function SymPy can evaluate at numbers, through its closed form.
@@ -390,7 +392,7 @@ def numpy_functions() -> dict[str, Callable[..., Any]]:
 
 def torch_functions() -> dict[str, Callable[..., Any]]:
     """Torch implementations of every operation, by SymPy function name (imports torch)."""
-    import torch
+    torch = import_torch()
 
     return {op.name: op.torch(torch) for op in OPS.values()}
 

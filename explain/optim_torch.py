@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .i18n import Messages
+from .interrupts import import_torch
 
 #: A parameter may differ from torch.optim's by this much, on the mixed scale |a − b| / max(1, |b|).
 TOLERANCES = {"float64": 1e-12, "float32": 1e-5}
@@ -58,7 +59,7 @@ class OptimizerCheck:
 
 def optimizer(config: Any, params: list[Any], lr: float) -> Any:
     """The torch.optim optimizer for ``config`` (an UpdateConfig), single-tensor code path."""
-    import torch
+    torch = import_torch()
 
     s = dict(config.settings)
     update = config.update
@@ -92,7 +93,7 @@ def scheduler(schedule: Any, opt: Any) -> Any:
 
 def check(training: Any) -> OptimizerCheck:
     """Replay ``training``'s gradients through torch.optim and compare every step's parameters."""
-    import torch
+    torch = import_torch()
 
     config = training.update
     tol = TOLERANCES.get(training.dtype, 1e-12)

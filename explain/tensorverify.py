@@ -24,6 +24,7 @@ import numpy as np
 
 from .functions import torch_functions
 from .i18n import message
+from .interrupts import import_torch
 from .tensorgraph import MatrixDerivation, TensorProgram, TNode, evaluate
 from .verify import (ROUNDING_RUNS, TOLERANCES, UNIT_ROUNDOFF, FiniteDifference, Verification, _compare,
                      _import_torch, _resolve_device, widen)
@@ -45,7 +46,7 @@ class TorchProgram:
     """
 
     def __init__(self, program: TensorProgram, device: str, dtype: Any, noise: float = 0.0, seed: int = 0) -> None:
-        import torch
+        torch = import_torch()
 
         self.torch = torch
         self.program = program
@@ -187,7 +188,7 @@ def _numpy(tensor: Any) -> np.ndarray:
 
 def _spread(program: TensorProgram, device: str, unit: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """How far rounding with unit roundoff ``unit`` moves each value and gradient (see verify.rounding_spread)."""
-    import torch
+    torch = import_torch()
 
     values, grads = torch_values_and_grads(program, device, torch.float64)
     spread_v = {n: np.zeros_like(v) for n, v in values.items()}

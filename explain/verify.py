@@ -33,6 +33,7 @@ from .functions import OPS, stable_form
 from .graph import Graph
 from .highprecision import HighPrecision, Unsupported, is_finite_real
 from .i18n import message
+from .interrupts import import_torch
 
 #: Default tolerance on the mixed error, by dtype of the PyTorch run.
 TOLERANCES = {"float64": 1e-10, "float32": 1e-4}
@@ -296,7 +297,7 @@ def require_verified(derivation: Derivation, command: str, lang: str = "en") -> 
 # -- PyTorch ------------------------------------------------------------------
 def _import_torch() -> Any:
     try:
-        import torch
+        torch = import_torch()
     except ImportError:
         raise ExplainError("verify", message("verify_no_torch")) from None
     return torch
@@ -328,7 +329,7 @@ def torch_values_and_grads(
     about log2(n) times, so its terms get ``noise·log2(n)``.  ``pins`` records
     (or, once recorded, replays) the branches of relu, abs, max and min.
     """
-    import torch
+    torch = import_torch()
 
     from .compile import _torch_namespace
 
@@ -392,7 +393,7 @@ def rounding_spread(graph: Graph, device: str, unit: float) -> tuple[dict[str, A
     spread: that precision cannot compute it at all.  Branches of relu, abs, max
     and min are kept as in the unperturbed run (see ``_Interpreter._pinned``).
     """
-    import torch
+    torch = import_torch()
 
     pins = _Pins()
     values, grads = torch_values_and_grads(graph, device, torch.float64, pins=pins)

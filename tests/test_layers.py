@@ -29,7 +29,7 @@ LAYERS = ("base", "core", "notation", "analysis", "api/render", "commands", "cli
 LAYER_OF = {
     # io, errors and words: underneath everything
     "explain.errors": "base", "explain.i18n": "base", "explain.files": "base", "explain.sanitize": "base",
-    "explain.budget": "base",
+    "explain.budget": "base", "explain.interrupts": "base",
     # the problem, its Graph, the operations table, the derivation
     "explain.written": "core", "explain.functions": "core", "explain.parse": "core",
     "explain.placement": "core", "explain.networks": "core", "explain.problem": "core", "explain.stage": "core",
