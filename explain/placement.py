@@ -10,7 +10,7 @@ where the key belongs; they also warn about stages the loss never uses.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 
@@ -50,8 +50,9 @@ def _misplaced(table: str, key: str, value: Any, stage_names: set[str]) -> bool:
     return isinstance(value, str)  # title, description: prose, not a formula or a value
 
 
-def warn_unreached(stages: Iterable[Any], loss: str, source: str) -> None:
-    """Warn (not an error) about stages the loss does not depend on."""
+def warn_unreached(stages: Iterable[Any], loss: str, source: str, quiet: Collection[str] = ()) -> None:
+    """Warn (not an error) about stages the loss does not depend on, except the ``quiet`` ones
+    (stages the reader made itself, which the user never wrote)."""
     stages = list(stages)
     uses = {s.name: {sym.name for sym in s.expr.free_symbols} for s in stages}
     needed, todo = set(), [loss]
@@ -61,7 +62,7 @@ def warn_unreached(stages: Iterable[Any], loss: str, source: str) -> None:
             continue
         needed.add(name)
         todo.extend(uses.get(name, ()))
-    unused = [s.name for s in stages if s.name not in needed]
+    unused = [s.name for s in stages if s.name not in needed and s.name not in quiet]
     if unused:
         warnings.warn(message("problem_unreached", source=source, stages=", ".join(unused), loss=loss),
                       ProblemWarning, stacklevel=3)

@@ -168,6 +168,8 @@ class _Reader:
         self.tensors: dict[str, np.ndarray] = {}
         self.leaf_tensors: set[str] = set()
         self.tensor_texts: dict[str, str] = {}
+        # Stages the reader made (a composite argument of softmax …): never reported as unreached.
+        self.lifted: set[str] = set()
         self.data: dict[str, np.ndarray] = {}
         self.defined: dict[str, Any] = {}
 
@@ -242,7 +244,7 @@ class _Reader:
         if "cost" in raw and loss in raw.get("forward", {}):
             raise self.fail("loss", f"with a [cost] table the loss is one of its stages, not the per-sample "
                                     f"stage {loss!r} (reduce it in [cost] with mean({loss}) or sum({loss}))")
-        warn_unreached(stages, loss, self.source)
+        warn_unreached(stages, loss, self.source, quiet=self.lifted)
         reduction = raw.get("reduction", "sum")
         if reduction not in REDUCTIONS:
             raise self.fail("reduction", f"must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
@@ -457,7 +459,7 @@ class _Reader:
             from .tensors import uses_tensors
 
             if uses_tensors(text, self.tensors, _words(text), symbols):
-                result += self.tensor_stage(name, text, key, symbols, constants)
+                result += self.tensor_stage(name, text, key, symbols, constants, reserved=table.keys())
                 continue
             expr = parse_expression(text, symbols, self.where(key))
             result.append(Stage(name, expr, text))
@@ -465,17 +467,35 @@ class _Reader:
         return result
 
     def tensor_stage(self, name: str, text: str, key: str, symbols: dict[str, sp.Expr],
-                     constants: Mapping[str, float], reducible: Collection[str] = ()) -> list[Stage]:
-        """A stage built over vectors and matrices: one scalar stage per entry of its value."""
-        from .i18n import message
-        from .tensors import build, entry_label, entry_name, symbol_array
+                     constants: Mapping[str, float], reducible: Collection[str] = (),
+                     reserved: Collection[str] | None = None) -> list[Stage]:
+        """A stage built over vectors and matrices: one scalar stage per entry of its value.
 
+        In [forward] (``reserved``: the names of the table's stages) a composite argument
+        of softmax, log_softmax, logsumexp or cross_entropy becomes a stage of its own
+        first, ``logits_<stage>`` (see :data:`~explain.tensors.WHOLE_VECTOR_FUNCTIONS`);
+        the same argument written twice is one stage.
+        """
+        from .i18n import message
+        from .tensors import build, composite_arguments, entry_label, entry_name, symbol_array, with_names
+
+        stages: list[Stage] = []
+        parts = composite_arguments(text, symbols) if reserved is not None else []
+        if parts:
+            own: dict[str, str] = {}
+            for _, _, part in parts:
+                if part not in own:
+                    own[part] = _free_name(f"logits_{name}", {*symbols, *self.tensors, *reserved, *own.values()},
+                                           sep="")
+                    made = self.tensor_stage(own[part], part, key, symbols, constants, reserved=reserved)
+                    self.lifted.update(stage.name for stage in made)
+                    stages += made
+            text = with_names(text, parts, [own[part] for _, _, part in parts])
         value = build(text, symbols, self.tensors, constants, self.where(key), reducible, self.onehot)
         self.tensor_texts[name] = text
         if value.ndim == 0:
             symbols[name] = sp.Symbol(name, real=True)
-            return [Stage(name, value[()], text)]
-        stages = []
+            return [*stages, Stage(name, value[()], text)]
         for index in np.ndindex(value.shape):
             entry = entry_name(name, index)
             if entry in symbols:
@@ -645,12 +665,13 @@ class _Reader:
         )
 
 
-def _free_name(wanted: str, taken: set[str]) -> str:
-    """``wanted``, or ``wanted_2``, ``wanted_3`` … when it is taken."""
+def _free_name(wanted: str, taken: set[str], sep: str = "_") -> str:
+    """``wanted``, or ``wanted_2``, ``wanted_3`` … when it is taken (``sep=""``: ``wanted2`` …,
+    for a tensor, whose entries are ``name_0``, ``name_1`` …)."""
     name, k = wanted, 1
     while name in taken:
         k += 1
-        name = f"{wanted}_{k}"
+        name = f"{wanted}{sep}{k}"
     return name
 
 

@@ -44,6 +44,60 @@ TENSOR_FUNCTIONS: dict[str, tuple[int, int]] = {
 SCALAR_TOO = frozenset({"bce", "mse"})
 
 
+#: Functions whose every output entry reads every entry of the (first) argument.  Written
+#: inline, a composite argument (``cross_entropy(W2 @ relu(W1 @ x + b1) + b2, y)``) would be
+#: copied into each entry's scalar expression n + 1 times, and SymPy would differentiate the
+#: whole network once per parameter: the reader makes the argument a stage of its own first.
+WHOLE_VECTOR_FUNCTIONS = frozenset({"softmax", "log_softmax", "logsumexp", "cross_entropy"})
+
+
+def composite_arguments(text: str, names: Collection[str]) -> list[tuple[int, int, str]]:
+    """The first arguments of the outermost :data:`WHOLE_VECTOR_FUNCTIONS` calls in ``text`` that are
+    more than a name: (start, end, source text), with start and end as offsets into ``text.strip()``.
+
+    A file's own name ``softmax`` stays a name.  A text Python cannot read gives no arguments
+    (the expression reader reports it).
+    """
+    import ast
+
+    source = text.strip()
+    try:
+        tree = ast.parse(source, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    encoded = source.encode("utf-8")
+    starts = [0]  # byte offset of each line: ast counts columns in UTF-8 bytes
+    for line in encoded.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    found: list[tuple[int, int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
+                and node.func.id in WHOLE_VECTOR_FUNCTIONS and node.func.id not in names
+                and not isinstance(node.args[0], ast.Name)):
+            arg = node.args[0]
+            assert arg.end_lineno is not None and arg.end_col_offset is not None
+            start = starts[arg.lineno - 1] + arg.col_offset
+            end = starts[arg.end_lineno - 1] + arg.end_col_offset
+            found.append((start, end, encoded[start:end].decode("utf-8")))
+            for other in node.args[1:]:
+                visit(other)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def with_names(text: str, parts: list[tuple[int, int, str]], names: list[str]) -> str:
+    """``text.strip()`` with each part (from :func:`composite_arguments`) replaced by its name."""
+    encoded = text.strip().encode("utf-8")
+    for (start, end, _), name in sorted(zip(parts, names), reverse=True):
+        encoded = encoded[:start] + name.encode("utf-8") + encoded[end:]
+    return encoded.decode("utf-8")
+
+
 Shape = tuple[int, ...]
 
 

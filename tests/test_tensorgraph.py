@@ -8,6 +8,8 @@ SymPy local derivatives of scalar stages).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -369,21 +371,48 @@ def test_a_scalar_stage_using_one_entry_has_no_matrix_form_and_still_works(tmp_p
 
 
 def test_the_classifier_written_in_one_line_gives_the_staged_files_gradients(tmp_path):
-    # l = cross_entropy(W2 @ relu(W1 @ x + b1) + b2, label) in one stage: each entry's scalar
-    # expression holds the whole network (its locals were tidied by factor_terms for 37 s; now
-    # left as SymPy writes them, 8 s). Both views must still give the staged file's numbers.
+    # l = cross_entropy(W2 @ relu(W1 @ x + b1) + b2, label) in one stage: inline, each of the
+    # 3 logits would be copied into l's scalar expression 4 times (37 s, then 8 s to derive); the
+    # reader makes the composite argument a stage of its own, logits_l, as the staged file's z.
+    # Both views must still give the staged file's numbers.
     staged = explain.load(EXAMPLES / "classifier_4_10_3.toml")
     text = (EXAMPLES / "classifier_4_10_3.toml").read_text(encoding="utf-8").replace(
         'h = "relu(W1 @ x + b1)"\nz = "W2 @ h + b2"\nl = "cross_entropy(z, label)"',
         'l = "cross_entropy(W2 @ relu(W1 @ x + b1) + b2, label)"')
     assert 'l = "cross_entropy(W2 @ relu' in text
-    inline = explain.loads(text, source="inline.toml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the reader's own stage is not reported as anything
+        inline = explain.loads(text, source="inline.toml")
+    assert inline.shapes["logits_l"] == (3,) and inline.tensor_texts["l"] == "cross_entropy(logits_l, label)"
+    assert [s.name for s in inline.stages][:4] == ["logits_l_0", "logits_l_1", "logits_l_2", "l"]
     d_staged, d_inline, md = explain.derive(staged), explain.derive(inline), derive_matrix(inline)
     for name in ("W1", "b1", "W2", "b2"):
         shape = md.program.leaves[name].shape
         np.testing.assert_allclose(_scalar_gradient(d_inline, name, shape), _scalar_gradient(d_staged, name, shape),
                                    rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(md.grad(name), _scalar_gradient(d_staged, name, shape), rtol=1e-12, atol=1e-14)
+
+
+def test_a_composite_argument_of_softmax_is_staged_once_under_a_free_name(tmp_path):
+    # The same argument written twice is one stage; logits_L is taken by the file, so logits_L2;
+    # logits_L3 is a later stage's name, so the second argument is logits_L4.  Oracle: torch autograd.
+    path = tmp_path / "lift.toml"
+    path.write_text('[parameters]\nA = [[0.3, -1.2, 0.5], [0.8, 0.1, -0.7]]\nv = [0.4, -0.9, 1.1]\n'
+                    '[values]\nlogits_L = 2.0\n[forward]\n'
+                    'L = "sum(log_softmax(A @ v) * softmax(A @ v)) * logits_L + logsumexp(2 * A.T @ (A @ v))"\n'
+                    'logits_L3 = "L * 2"\n', encoding="utf-8")  # the last stage is the loss: 2L
+    problem = explain.load(path)
+    assert problem.tensor_texts["L"] == "sum(log_softmax(logits_L2) * softmax(logits_L2)) * logits_L + logsumexp(logits_L4)"
+    assert problem.tensor_texts["logits_L2"] == "A @ v" and problem.tensor_texts["logits_L4"] == "2 * A.T @ (A @ v)"
+    A = torch.tensor([[0.3, -1.2, 0.5], [0.8, 0.1, -0.7]], dtype=torch.float64, requires_grad=True)
+    v = torch.tensor([0.4, -0.9, 1.1], dtype=torch.float64, requires_grad=True)
+    z = A @ v
+    L = (torch.log_softmax(z, 0) * torch.softmax(z, 0)).sum() * 2.0 + torch.logsumexp(2 * A.T @ (A @ v), 0)
+    (2 * L).backward()
+    d = explain.derive(problem)
+    np.testing.assert_allclose(_scalar_gradient(d, "A", (2, 3)), A.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(_scalar_gradient(d, "v", (3,)), v.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(derive_matrix(problem).grad("A"), A.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("tables, words", [
