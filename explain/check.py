@@ -21,6 +21,7 @@ equivalence.  A wrong answer gets a diagnosis from :mod:`explain.diagnose`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
@@ -561,16 +562,23 @@ class Grader:
         return [entry_name(q.name, index) for index in np.ndindex(q.shape)]
 
     def name_of(self, q: Quantity) -> str:
-        """One spelling of a quantity: the ``[marks]`` key when it has one, else ``dE/dw5``, ``w5+``, ``E+``, ``out_o1``."""
+        """One spelling of a quantity: the ``[marks]`` key when it has one, else ``dE/dw5``, ``w5+``, ``E+``,
+        ``out_o1``; an entry of a vector or matrix as people write it, ``dL/dW1[0,1]``."""
         if q in self.marks:
             return self.marks[q][0]
+        name = self._entry_labels.get(q.name, q.name)
         if q.kind == "grad":
-            return f"d{self.graph.loss}/d{q.name}"
+            return f"d{self.graph.loss}/d{name}"
         if q.kind in ("after", "loss_after"):
-            return f"{q.name}+"
-        if q.kind == "later":
-            return q.name
-        return q.name
+            return f"{name}+"
+        return name
+
+    @functools.cached_property
+    def _entry_labels(self) -> dict[str, str]:
+        from .tensors import entry_label, entry_name
+
+        return {entry_name(t, index): entry_label(t, index) for t, shape in self.shapes.items()
+                for index in np.ndindex(shape)}
 
     def unreadable(self, graded: Graded) -> Report:
         """The report of a file that could not be read: one ``unreadable`` row, worth the problem's marks."""

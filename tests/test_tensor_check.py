@@ -383,6 +383,22 @@ def test_class_of_matrix_answers_in_parallel(tmp_path):
     assert codes == [None if k % 2 else "outer_order" for k in range(8)]
 
 
+def test_the_class_summary_names_entries_as_people_write_them(tmp_path):
+    # An answer key dE/dW2_0_1 or dE/dW2[0][1] is one question, printed dE/dW2[0,1] (never the
+    # internal name); a wrong entry (oracle: torch, _mazur) is counted on that question.
+    t = _mazur()
+    right, wrong = float(t["dE/dW2"][0, 1]), float(t["dE/dW2"][0, 1]) * 2
+    paths = [_answers(tmp_path, {"dE/dW2_0_1": right}, name="a.toml"),
+             _answers(tmp_path, {"dE/dW2[0][1]": wrong, "dE/dW2": t["dE/dW2"]}, name="b.toml")]
+    result = run_cli("check", str(MAZUR), *map(str, paths), "--format", "json")
+    summary = json.loads(result.stdout)["summary"]
+    questions = {q["key"]: q for q in summary["questions"]}
+    assert set(questions) == {"dE/dW2[0,1]", "dE/dW2"}
+    assert (questions["dE/dW2[0,1]"]["answered"], questions["dE/dW2[0,1]"]["correct"]) == (2, 1)
+    text = run_cli("check", str(MAZUR), *map(str, paths)).stdout
+    assert "dE/dW2[0,1]" in text and "W2_0_1" not in text
+
+
 def test_a_formula_too_big_to_compute_is_refused_before_it_is_computed():
     formula = "x"
     for _ in range(4):  # 3 → 9 → 81 → 6,561 → 43 million entries
