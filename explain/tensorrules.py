@@ -133,9 +133,12 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
     if op == "softmax":  # ∂L/∂z = p ⊙ (δ − (δ·p))
         p = node
         return [(0, _mul(p, binary("sub", g, TNode("sum", (_mul(g, p),), (), g.batched or p.batched))))]
-    if op == "log_softmax":
+    if op == "log_softmax":  # ∂L/∂z = δ − p·Σδ
         (z,) = args
         p = TNode("softmax", (z,), z.shape, z.batched)
+        if g.shape != z.shape:  # a whole sum's one number δ, the same in each of the m entries: Σδ = m·δ
+            count = math.prod(z.shape)
+            return [(0, binary("sub", g, _mul(p, _mul(const(count), g))))]
         return [(0, binary("sub", g, _mul(p, TNode("sum", (g,), (), g.batched))))]
     if op == "logsumexp":
         (z,) = args

@@ -40,8 +40,8 @@ TENSOR_FUNCTIONS: dict[str, tuple[int, int]] = {
     "cross_entropy": (2, 2), "mse": (2, 2), "bce": (2, 2), "norm2": (1, 1),
 }
 
-#: Tensor functions that also take plain numbers: ``bce(p, y)`` of a scalar output is a stage of its own.
-SCALAR_TOO = frozenset({"bce", "mse"})
+#: Tensor functions that also take plain numbers: ``bce(p, y)`` of a scalar output, ``norm2(w)`` of a scalar weight.
+SCALAR_TOO = frozenset({"bce", "mse", "norm2"})
 
 
 #: Functions whose every output entry reads every entry of the (first) argument.  Written
@@ -399,7 +399,7 @@ def uses_tensors(text: str, tensors: Mapping[str, Any], words: frozenset[str], n
         return False
     # sum(), mean() … alone do not make a stage a tensor one: in a scalar file mean(l) in
     # [forward] stays "unknown function" (reductions over the samples belong in [cost]).
-    # bce(p, y) and mse(a, b) of plain numbers are tensor stages too (0-d), unless the file names one of them.
+    # bce(p, y), mse(a, b) and norm2(w) of plain numbers are tensor stages too (0-d), unless the file names one.
     return (bool(words & set(tensors)) or "@" in text or ".T" in text
             or any(f in words and f not in names for f in SCALAR_TOO))
 

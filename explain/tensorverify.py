@@ -123,14 +123,12 @@ class TorchProgram:
                 dims = list(range(1, len(args[0].shape) + 1)) if node.axis is None else [node.axis + 1]
                 out = x.sum(dim=dims) if op == "sum" else x.mean(dim=dims)
             elif op == "norm2":
-                out = (x * x).sum(dim=list(range(1, len(args[0].shape) + 1)))
+                out = _over_entries(x * x, args[0], "sum")
             elif op == "mse":
-                out = t.nn.functional.mse_loss(*t.broadcast_tensors(*xs), reduction="none")
-                out = out.mean(dim=list(range(1, len(args[0].shape) + 1)))
+                out = _over_entries(t.nn.functional.mse_loss(*t.broadcast_tensors(*xs), reduction="none"), args[0])
             elif op == "bce":
                 p, y = t.broadcast_tensors(*xs)
-                out = t.nn.functional.binary_cross_entropy(p, y, reduction="none")
-                out = out.mean(dim=list(range(1, len(args[0].shape) + 1)))
+                out = _over_entries(t.nn.functional.binary_cross_entropy(p, y, reduction="none"), args[0])
             elif op == "softmax":
                 out = t.softmax(x, dim=-1)
             elif op == "log_softmax":
@@ -154,6 +152,18 @@ class TorchProgram:
                 raise AssertionError(f"no torch form of {op}")
         cache[key] = out
         return out
+
+
+def _over_entries(x: Any, node: TNode, how: str = "mean") -> Any:
+    """``x`` (samples first) reduced over the entries of ``node``'s shape, one number per sample.
+
+    A number has no entry axes, and torch reads ``sum(dim=[])`` as "every axis",
+    which would sum over the samples too: it is left as it is.
+    """
+    dims = list(range(1, len(node.shape) + 1))
+    if not dims:
+        return x
+    return x.sum(dim=dims) if how == "sum" else x.mean(dim=dims)
 
 
 def _align(x: Any, node: TNode, ndim: int) -> Any:

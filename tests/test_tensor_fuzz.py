@@ -146,7 +146,12 @@ REDUCTIONS_TO = {
          _cross_entropy_class, _cross_entropy_vector,
          _pair("mse({}, {})", ("m", "n"), lambda a, b: F.mse_loss(a, b)),
          _pair("bce(sigmoid({}), sigmoid({}))", ("n",), lambda a, b: F.binary_cross_entropy(torch.sigmoid(a),
-                                                                                               torch.sigmoid(b)))],
+                                                                                               torch.sigmoid(b))),
+         # ... and of plain numbers, which the file format allows too (a logistic regression's bce(p, y)).
+         _reduce("norm2({})", (), lambda x: (x**2).sum()),
+         _pair("mse({}, {})", (), lambda a, b: F.mse_loss(a, b)),
+         _pair("bce(sigmoid({}), sigmoid({}))", (), lambda a, b: F.binary_cross_entropy(torch.sigmoid(a),
+                                                                                           torch.sigmoid(b)))],
     ("n",): [_reduce("sum({}, 0)", ("m", "n"), lambda x: x.sum(0)), _reduce("mean({}, 0)", ("m", "n"),
                                                                           lambda x: x.mean(0))],
     ("m",): [_reduce("mean({}, 1)", ("m", "n"), lambda x: x.mean(1)),
@@ -196,3 +201,7 @@ def test_random_tensor_losses_agree_in_the_matrix_view_the_scalar_view_and_torch
             entry = scalar.gradients.get(entry_name(name, index) if shape else name)
             value = 0.0 if entry is None else float(entry.value)
             assert value == pytest.approx(float(ours[index]), abs=1e-12 * scale), f"{name}{index} in {text}"
+    # The verifier's own torch transcription of the program must agree on a right derivation
+    # (a crash or a false alarm here is a bug of `explain verify`).
+    verified = explain.verify_matrix(matrix, device="cpu", finite_differences=False)
+    assert verified.passed, (text, [(r.quantity, r.error, r.tolerance) for r in verified.rows if not r.passed])

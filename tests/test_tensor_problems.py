@@ -173,6 +173,44 @@ def test_bce_of_numbers():
     _close(d.gradients["w"].value, w.grad, "w")
 
 
+LOGISTIC = """title = "Logistic regression on vector data"
+reduction = "mean"
+[data]
+x = [[1.0, 2.0], [2.0, 0.5], [-3.0, -1.0], [0.0, 1.5]]
+y = [1, 1, 0, 0]
+[parameters]
+w = [0.1, -0.2]
+b = 0.0
+[forward]
+p = "sigmoid(w @ x + b)"
+l = "bce(p, y)"
+"""
+
+
+@pytest.mark.parametrize("loss", ["bce(p, y)", "mse(p, y)", "bce(p, y) + 0.1*norm2(b)"])
+def test_losses_of_numbers_per_sample_verify_and_equal_torch(tmp_path, loss):
+    # bce/mse of one number per sample: `explain verify` stopped with an internal error (torch read a
+    # mean over no axes as one over all, the samples too).  Oracle: torch on the whole batch.
+    path = tmp_path / "logistic.toml"
+    path.write_text(LOGISTIC.replace('l = "bce(p, y)"', f'l = "{loss}"'), encoding="utf-8")
+    result = run_cli("verify", str(path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    X = _tensor([[1.0, 2.0], [2.0, 0.5], [-3.0, -1.0], [0.0, 1.5]])
+    y = _tensor([1.0, 1.0, 0.0, 0.0])
+    w, b = _leaf([0.1, -0.2]), _leaf(0.0)
+    p = torch.sigmoid(X @ w + b)
+    per_sample = {"bce(p, y)": F.binary_cross_entropy(p, y, reduction="none"),
+                  "mse(p, y)": (p - y) ** 2,
+                  "bce(p, y) + 0.1*norm2(b)": F.binary_cross_entropy(p, y, reduction="none") + 0.1 * b**2}[loss]
+    per_sample.mean().backward()
+    d = explain.derive(explain.load(path))
+    assert d.loss_value == pytest.approx(per_sample.mean().item(), rel=TOL)
+    for k in range(2):
+        _close(d.gradients[f"w_{k}"].value, w.grad[k], f"w_{k}")
+    _close(d.gradients["b"].value, b.grad, "b")
+    np.testing.assert_allclose(explain.derive_matrix(explain.load(path)).grad("w"), w.grad.numpy(), rtol=TOL, atol=TOL)
+
+
 def test_bce_with_shapes_that_differ_is_refused(tmp_path):
     source = ('[values]\ny = [1.0, 0.0]\n[parameters]\nz = [0.1, 0.2, 0.3]\n'
               '[forward]\nL = "bce(sigmoid(z), y)"\n')

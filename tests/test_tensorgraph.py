@@ -344,6 +344,11 @@ def test_training_a_tensor_problem_gives_the_scalar_programs_numbers():
     ("mean(u + s)", lambda A, u, s: (u + s).mean()),
     ("mean(mean(A, 1))", lambda A, u, s: A.mean(1).mean()),
     ("sum(A * s) + mean(sum(A, 0) - s)", lambda A, u, s: (A * s).sum() + (A.sum(0) - s).mean()),
+    # Found when the fuzz gained the verifier: log_softmax's δ − p·Σδ summed the mean's one number once,
+    # not once per entry (∂/∂u of mean(log_softmax(u)) is 1/m − softmax(u), by hand; here torch's).
+    ("mean(log_softmax(u))", lambda A, u, s: torch.log_softmax(u, 0).mean()),
+    ("sum(log_softmax(u * s)) + mean(log_softmax(sum(A, 1)))",
+     lambda A, u, s: torch.log_softmax(u * s, 0).sum() + torch.log_softmax(A.sum(1), 0).mean()),
 ])
 def test_whole_reductions_over_broadcast_numbers(text, torch_loss):
     arrays = {"A": np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]), "u": np.array([0.3, -0.6]), "s": np.array(0.7)}
