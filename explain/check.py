@@ -119,9 +119,15 @@ class Answer:
 
     @property
     def entry_digits(self) -> int:
-        """The fewest significant digits among the non-zero numbers (a matrix's exact zeros are not guesses)."""
-        found = [_significant(v, p) for v, p in zip(self.numbers, self.places) if v != 0]
-        return min(found) if found else self.digits
+        """How many significant digits a vector or matrix carries: its coarsest last digit's place,
+        counted against its largest entry.  Written to 6 decimals, [[-0.173711, 5e-06]] has 6: its
+        small entry is as precise as the rest, only small (its own significant digits, 1, would say
+        that nothing can be told from the matrix).  Exact zeros are not guesses and are left out.
+        """
+        written = [(abs(v), p) for v, p in zip(self.numbers, self.places) if v != 0]
+        if not written:
+            return self.digits
+        return _significant(max(v for v, _ in written), max(p for _, p in written))
 
 
 def _rows(value: Any) -> int | None:
@@ -912,6 +918,8 @@ class Grader:
             return describe(found, q, self.graph, self.messages)
         from .matrixforms import tensor_step
 
+        if dict(found.info).get("tensor") == q.name:  # made in every entry of this tensor: told of the whole
+            return describe(found, q, self.graph, self.messages)[0], tensor_step(q, self.graph, self.messages)
         outcome = self.student.outcome(found)
         correct = self.student.correct
         entry = None

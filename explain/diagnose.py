@@ -304,6 +304,8 @@ def catalogue(graph: Graph, learning_rate: float | None = None,
     found: list[Mistake] = []
     found += _activation_mistakes(graph)
     found += _loss_mistakes(graph)
+    if shapes:  # before the single paths: a whole matrix that left out the L2 term is told so
+        found += _missing_tensor_paths(graph, shapes)
     found += _missing_paths(graph)
     if shapes:
         # Before wrong_weight: the same W δ is a missing transpose here.
@@ -460,6 +462,27 @@ def _missing_paths(graph: Graph) -> list[Mistake]:
             edits = tuple(((e.src, e.dst), sp.S.Zero) for edges in fanout.values()
                           for i, e in enumerate(edges) if i != keep % len(edges))
             found.append(Mistake("missing_path", "keep_first" if keep == 0 else "keep_last", edits))
+    return found
+
+
+def _missing_tensor_paths(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> list[Mistake]:
+    """The matrix form of a missing path: every entry of a vector or matrix leaves out its edge into
+    the same node, as a student does who forgets the L2 term of ∂J/∂W (each entry alone is a
+    :func:`_missing_paths` mistake; the whole matrix needs all of them at once)."""
+    from .tensors import entry_name
+
+    found = []
+    for tensor, shape in shapes.items():
+        entries = [entry_name(tensor, index) for index in np.ndindex(shape)]
+        if len(entries) < 2 or any(e not in graph.nodes for e in entries):
+            continue
+        consumers = [[e.dst for e in graph.edges_out_of(n)] for n in entries]
+        if any(len(c) < 2 for c in consumers):  # an entry with one path has none to leave out
+            continue
+        for dst in consumers[0]:
+            if all(dst in c for c in consumers[1:]):
+                found.append(Mistake("missing_path", f"drop:{tensor}->{dst}",
+                                     tuple(((n, dst), sp.S.Zero) for n in entries), info=(("tensor", tensor),)))
     return found
 
 
@@ -738,7 +761,12 @@ def describe(m: Mistake, q: Quantity, graph: Graph, msg: Messages) -> tuple[str,
         right = graph.edge(src, dst).local
         fields = {"src": src, "dst": dst, "wrong": tm.expr(wrong), "right": tm.expr(right), "loss": graph.loss}
         step = msg("check_step_backward", loss=graph.loss, node=src)
-        if m.code == "missing_path":
+        if m.code == "missing_path" and dict(m.info).get("tensor") == q.name:  # the whole W: named as W
+            tensor = dict(m.info)["tensor"]
+            text = msg("mistake_missing_tensor_path", node=tensor, loss=graph.loss, dropped=dst)
+            step = msg("check_step_backward", loss=graph.loss, node=tensor)
+            others = 0
+        elif m.code == "missing_path":
             consumers = [e.dst for e in graph.edges_out_of(src)]
             dropped = [d for s, d in edge_steps if s == src]
             text = msg("mistake_missing_path", node=src, loss=graph.loss,

@@ -399,6 +399,72 @@ def test_the_class_summary_names_entries_as_people_write_them(tmp_path):
     assert "dE/dW2[0,1]" in text and "W2_0_1" not in text
 
 
+L2_NET = """title = "A 3-4-2 tanh network with one-hot targets and L2 in [cost]"
+[data]
+x = [[0.5, -1.0, 2.0], [1.0, 0.0, -0.5], [-1.5, 0.5, 0.25]]
+y = [[1, 0], [0, 1], [1, 0]]
+[values]
+lam = 0.001
+[parameters]
+W1 = [[0.9, -1.28, 0.1], [0.2, 0.4, -0.5], [0.3, 0.1, 0.8], [-0.6, 0.7, 0.2]]
+b1 = [0.0, 0.1, -0.1, 0.0]
+W2 = [[0.5, -0.3, 0.2, 0.1], [-0.4, 0.6, 0.3, -0.2]]
+b2 = [0.1, -0.1]
+[forward]
+h = "tanh(W1 @ x + b1)"
+l = "cross_entropy(W2 @ h + b2, y)"
+[cost]
+J = "mean(l) + lam*(norm2(W1) + norm2(W2))"
+"""
+
+
+def _l2_net_gradients() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Oracle: torch autograd, the gradients with and without the L2 term."""
+    X = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5], [-1.5, 0.5, 0.25]], dtype=F64)
+    Y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=F64)
+    W1 = torch.tensor([[0.9, -1.28, 0.1], [0.2, 0.4, -0.5], [0.3, 0.1, 0.8], [-0.6, 0.7, 0.2]], dtype=F64,
+                      requires_grad=True)
+    W2 = torch.tensor([[0.5, -0.3, 0.2, 0.1], [-0.4, 0.6, 0.3, -0.2]], dtype=F64, requires_grad=True)
+    b1, b2 = torch.tensor([0.0, 0.1, -0.1, 0.0], dtype=F64), torch.tensor([0.1, -0.1], dtype=F64)
+    z = torch.tanh(X @ W1.T + b1) @ W2.T + b2
+    data = -(Y * torch.log_softmax(z, 1)).sum(1).mean()
+    without = dict(zip(("dJ/dW1", "dJ/dW2"), (g.numpy() for g in torch.autograd.grad(data, (W1, W2),
+                                                                                     retain_graph=True))))
+    J = data + 0.001 * ((W1**2).sum() + (W2**2).sum())
+    right = dict(zip(("dJ/dW1", "dJ/dW2"), (g.numpy() for g in torch.autograd.grad(J, (W1, W2)))))
+    return right, without
+
+
+def test_a_matrix_without_its_l2_term_is_a_missing_path_of_the_whole_matrix(tmp_path):
+    # A student who forgets λ·2W: every entry of dJ/dW1 leaves out its path through J.  Written to 3
+    # decimals, as students do: the entry near 0 (-0.002, one significant digit on its own) is as
+    # precise as the rest, only small, so the matrix carries 3 digits and can be diagnosed.
+    problem = tmp_path / "l2.toml"
+    problem.write_text(L2_NET, encoding="utf-8")
+    right, without = _l2_net_gradients()
+    rounded = {k: np.round(v, 3) for k, v in without.items()}
+    assert rounded["dJ/dW1"][0, 1] == -0.002  # the small entry is there
+    path = tmp_path / "no_l2.toml"
+    path.write_text("[answers]\n" + "".join(f'"{k}" = {json.dumps(v.tolist())}\n' for k, v in rounded.items()),
+                    encoding="utf-8")
+    items = _graded(path, problem)
+    for key, tensor in (("dJ/dW1", "W1"), ("dJ/dW2", "W2")):
+        assert items[key]["verdict"] == "incorrect"
+        diagnosis = items[key]["diagnosis"]
+        assert diagnosis["code"] == "missing_path", (key, items[key])
+        assert f"d J/d{tensor}".replace(" ", "") in diagnosis["message"].replace(" ", "")
+        assert "through J was left out, for every entry of " + tensor in diagnosis["message"].replace("\n", " ")
+    ok = tmp_path / "right.toml"
+    ok.write_text("[answers]\n" + "".join(f'"{k}" = {json.dumps(np.round(v, 6).tolist())}\n'
+                                          for k, v in right.items()), encoding="utf-8")
+    assert {k: i["verdict"] for k, i in _graded(ok, problem).items()} == {"dJ/dW1": "correct", "dJ/dW2": "correct"}
+    # One entry alone is told as one entry, not as the whole matrix.
+    one = tmp_path / "one.toml"
+    one.write_text(f'[answers]\n"dJ/dW1[0,0]" = {float(rounded["dJ/dW1"][0, 0])!r}\n', encoding="utf-8")
+    message = _graded(one, problem)["dJ/dW1[0,0]"]["diagnosis"]["message"]
+    assert "every entry" not in message and "W1_0_0" in message
+
+
 def test_a_formula_too_big_to_compute_is_refused_before_it_is_computed():
     formula = "x"
     for _ in range(4):  # 3 → 9 → 81 → 6,561 → 43 million entries
