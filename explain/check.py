@@ -579,6 +579,18 @@ class Grader:
             return f"{name}+"
         return name
 
+    def _labelled(self, text: str) -> str:
+        """``text`` with every entry's internal name as people write it: ``dJ/dW1_0_1`` → ``dJ/dW1[0,1]``."""
+        if not self._entry_labels:
+            return text
+        return self._entry_pattern.sub(lambda match: self._entry_labels[match.group(0)], text)
+
+    @functools.cached_property
+    def _entry_pattern(self) -> re.Pattern[str]:
+        names = sorted(self._entry_labels, key=len, reverse=True)
+        # A name stands alone or after the d of a derivative (dJ/dW1_0_1), never inside another word.
+        return re.compile(r"(?:(?<![\w.])|(?<=/d)|(?<=/∂))(?:" + "|".join(map(re.escape, names)) + r")(?![\w\[])")
+
     @functools.cached_property
     def _entry_labels(self) -> dict[str, str]:
         from .tensors import entry_label, entry_name
@@ -985,7 +997,7 @@ class Grader:
         diagnosis = None
         if found is not None:
             if (found, q) not in self._words:
-                self._words[(found, q)] = self._describe(found, q)
+                self._words[(found, q)] = tuple(map(self._labelled, self._describe(found, q)))
             message, step = self._words[(found, q)]
             diagnosis = Diagnosis(found.code, message, step, found.codes)
         else:
