@@ -42,6 +42,7 @@ from .graph import Graph
 from .i18n import Messages, message
 from .optimizers import UpdateConfig
 from .problem import Problem, TrainConfig
+from .tensors import entry_name
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 PLOT_FORMATS = ("png", "svg", "pdf")
@@ -129,6 +130,8 @@ class Training:
     explain_steps: tuple[int, ...] = ()
     #: The step-by-step comparison with torch.optim (explain.optim_torch), when it was made.
     optimizer_check: Any = None
+    #: The vector and matrix parameters by name, with their shapes (their entries are parameters).
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -466,6 +469,8 @@ class _Trainer:
             columns=dict(self.problem.data), divergence=divergence, cost=_cost_text(self.program.graph),
             update=update, learning_rates=self.rates[:done].copy(),
             optimizer_state={k: v[:done + 1].copy() for k, v in self.optimizer_state.items()},
+            shapes={t: shape for t, shape in self.problem.shapes.items()
+                    if entry_name(t, (0,) * len(shape)) in self.names},
         )
         training.prediction = predict(self.problem, self.program, training)
         return training

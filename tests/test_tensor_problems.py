@@ -499,6 +499,12 @@ def test_xor_network_trains_as_a_torch_loop_does():
     for name, p in zip(("W1", "b1", "W2", "b2"), params):
         np.testing.assert_allclose(_entries(problem, name, training.final_parameters), p.detach(),
                                    rtol=1e-9, atol=1e-12, err_msg=name)
+    # The text prints each trained matrix whole, with torch's numbers (6 significant digits).
+    out = run_cli("train", str(EXAMPLES / "xor_network.toml")).stdout
+    final = next(line for line in out.splitlines() if line.startswith("After 500 steps"))
+    assert "W1_0_0" not in final
+    W1 = params[0].detach().numpy()
+    assert f"W1 = [[{W1[0, 0]:.6g}, {W1[0, 1]:.6g}], [{W1[1, 0]:.6g}, {W1[1, 1]:.6g}]]" in final, final
 
 
 def test_classifier_4_10_3_loss_and_every_gradient_equal_torch():

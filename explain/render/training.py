@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ..i18n import Messages
 from ..sanitize import printable
 from .tables import markdown_table, number, rich_table, text_table
@@ -95,9 +97,33 @@ def _sgd_log(run: Any, m: Messages, precision: int) -> list[str]:
     return lines
 
 
+def _final_values(run: Any, precision: int) -> list[tuple[str, str]]:
+    """Each parameter after training: a vector or matrix whole (``W1 = [[0.12, -0.3], …]``), a number alone."""
+    final = run.final_parameters
+    shapes = getattr(run, "shapes", {}) or {}
+    from ..tensors import entry_name
+
+    whole = {entry_name(t, index): t for t, shape in shapes.items() for index in np.ndindex(shape)}
+    out: list[tuple[str, str]] = []
+    for name, value in final.items():
+        tensor = whole.get(name)
+        if tensor is None:
+            out.append((name, number(value, precision)))
+        elif not out or out[-1][0] != tensor:
+            array = np.array([final[entry_name(tensor, index)] for index in np.ndindex(shapes[tensor])])
+            out.append((tensor, _nested_numbers(array.reshape(shapes[tensor]), precision)))
+    return out
+
+
+def _nested_numbers(array: np.ndarray, precision: int) -> str:
+    if array.ndim == 0:
+        return number(float(array), precision)
+    return "[" + ", ".join(_nested_numbers(row, precision) for row in array) + "]"
+
+
 def _outcome(run: Any, m: Messages, precision: int) -> list[str]:
     lines = []
-    params = ", ".join(f"{k} = {number(v, precision)}" for k, v in run.final_parameters.items())
+    params = ", ".join(f"{k} = {v}" for k, v in _final_values(run, precision))
     if run.divergence is not None:
         lines.append(m("train_diverged", step=run.divergence.step, kind=m(f"train_kind_{run.divergence.kind}"),
                        rate=number(run.learning_rate)))
