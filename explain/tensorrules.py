@@ -49,6 +49,11 @@ def _neg(a: TNode) -> TNode:
     return a.args[0] if a.op == "neg" else TNode("neg", (a,), a.shape, a.batched)
 
 
+def _transposed(a: TNode) -> TNode:
+    """aᵀ, with (Wᵀ)ᵀ written W: the backward step through Wᵀ h reads W δ, as courses write it."""
+    return a.args[0] if a.op == "T" else transpose(a)
+
+
 def _spread(g: TNode, like: TNode, axis: int | None) -> TNode:
     return TNode("spread", (g,), like.shape, g.batched, axis=axis)
 
@@ -83,15 +88,15 @@ def vjp(node: TNode, g: TNode, n_samples: int = 1) -> list[tuple[int, TNode]]:  
         return [(0, _mul(g, _mul(b, binary("pow", a, binary("sub", b, const(1)))))),
                 (1, _mul(g, _mul(node, TNode("f", (a,), a.shape, a.batched, name="log"))))]
     if op == "T":
-        return [(0, transpose(g))]
+        return [(0, _transposed(g))]
     if op == "matmul":
         a, b = args
         if g.shape != node.shape:  # the one number of a whole sum above: every entry gets it
             g = _spread(g, node, None)
         if len(a.shape) == 2 and len(b.shape) == 2:
-            return [(0, matmul(g, transpose(b))), (1, matmul(transpose(a), g))]
+            return [(0, matmul(g, _transposed(b))), (1, matmul(_transposed(a), g))]
         if len(a.shape) == 2:  # W x: ∂L/∂W = δ xᵀ, ∂L/∂x = Wᵀ δ
-            return [(0, TNode("outer", (g, b), a.shape, g.batched or b.batched)), (1, matmul(transpose(a), g))]
+            return [(0, TNode("outer", (g, b), a.shape, g.batched or b.batched)), (1, matmul(_transposed(a), g))]
         if len(b.shape) == 2:  # xᵀ W (x a vector): ∂L/∂x = W δ, ∂L/∂W = x δᵀ
             return [(0, matmul(b, g)), (1, TNode("outer", (a, g), b.shape, a.batched or g.batched))]
         return [(0, _mul(g, b)), (1, _mul(g, a))]  # a · b of two vectors
