@@ -10,7 +10,11 @@ code with explain.  The loss and every gradient must agree to 1e-10 in
 
 * explain's matrix view (:func:`explain.derive_matrix`: vector-Jacobian rules),
 * explain's scalar view (:func:`explain.derive`: a path sum per entry),
-* PyTorch autograd (float64).
+* PyTorch autograd (float64),
+
+and ``explain verify``'s own torch transcription of the program (:func:`explain.verify_matrix`)
+must pass the right derivation.  CI runs the same 60 examples every time (derandomized); a
+longer random search is run by hand (500 examples when issue 12 was resolved, all passing).
 """
 
 from __future__ import annotations
@@ -169,7 +173,8 @@ def _numbers(draw: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.array(values, dtype=float).reshape(shape)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.integers(1, 3), st.integers(1, 3), st.data())
 def test_random_tensor_losses_agree_in_the_matrix_view_the_scalar_view_and_torch(m, n, data):
     text, torch_loss = data.draw(expression((), 3))
