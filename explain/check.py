@@ -542,7 +542,7 @@ class Grader:
 
     def _stage_names(self) -> list[str]:
         """The stages by the names the file gives them: a vector stage once (``z1``), not entry by entry."""
-        from .matrixforms import entries_of
+        from .tensors import entries_of
 
         entries = entries_of(self.shapes) if self.shapes else {}
         names = [entries[n.name][0] if n.name in entries else n.name for n in self.graph.stages]
@@ -593,10 +593,9 @@ class Grader:
 
     @functools.cached_property
     def _entry_labels(self) -> dict[str, str]:
-        from .tensors import entry_label, entry_name
+        from .tensors import entries_of, entry_label
 
-        return {entry_name(t, index): entry_label(t, index) for t, shape in self.shapes.items()
-                for index in np.ndindex(shape)}
+        return {entry: entry_label(t, index) for entry, (t, index) in entries_of(self.shapes).items()}
 
     def unreadable(self, graded: Graded) -> Report:
         """The report of a file that could not be read: one ``unreadable`` row, worth the problem's marks."""
@@ -716,14 +715,7 @@ class Grader:
         if given.shape != shape:
             note = m("check_expected_list", n=shape[0]) if shape else m("check_expected_number")
             return Item(answer.key, answer.value, expected, "incorrect", note=note, line=answer.line)
-        pairs = self.rtol is not None or answer.digits >= PAIR_DIGITS
-
-        def matches(values: np.ndarray) -> np.ndarray:
-            close = np.abs(given - values) <= self._tolerance(answer, values, shape)
-            return np.all(close, axis=tuple(range(1, values.ndim)))
-
-        if hints is not None and (self.rtol is not None or answer.digits >= DIAGNOSIS_DIGITS):
-            hints.matchers[id(answer)] = (q, matches, pairs)
+        matches, pairs = self._written_matcher(answer, q, given, shape, answer.digits, hints)
         verdict = self._number_verdict(answer, given, expected, shape)
         if verdict == "correct":
             return Item(answer.key, answer.value, expected, "correct", line=answer.line)
@@ -790,14 +782,7 @@ class Grader:
             return replace(item, diagnosis=self._shape_diagnosis(answer, q, given, truth))
         entries = self._entry_items(answer, q, given, truth)
         item = replace(item, entries=entries)
-        pairs = self.rtol is not None or answer.entry_digits >= PAIR_DIGITS
-
-        def matches(values: np.ndarray) -> np.ndarray:
-            close = np.abs(given - values) <= self._tolerance(answer, values, shape)
-            return np.all(close, axis=tuple(range(1, values.ndim)))
-
-        if hints is not None and (self.rtol is not None or answer.entry_digits >= DIAGNOSIS_DIGITS):
-            hints.matchers[id(answer)] = (q, matches, pairs)
+        matches, pairs = self._written_matcher(answer, q, given, shape, answer.entry_digits, hints)
         verdict = self._number_verdict(answer, given, truth, shape)
         if verdict == "correct":
             return replace(item, verdict="correct")
@@ -883,12 +868,7 @@ class Grader:
         form = self._matching_form(answer, q, value, truth, SYMBOLIC_RTOL * 1000) if shape else None
         if form is not None:
             return replace(item, diagnosis=form, note=note)
-
-        def matches(values: np.ndarray) -> np.ndarray:
-            rtol = SYMBOLIC_RTOL * 1000
-            return np.all(np.abs(value - values) <= rtol * np.abs(values) + 1e-15,
-                          axis=tuple(range(1, values.ndim)))
-
+        matches = _near(value)
         if hints is not None:
             hints.matchers[id(answer)] = (q, matches, True)
         found = self._incorrect(answer, q, expected, matches, True, note, prefer, hints)
@@ -945,6 +925,21 @@ class Grader:
         if not found.edits or found.parts:
             step = tensor_step(q, self.graph, self.messages)
         return message, step
+
+    def _written_matcher(self, answer: Answer, q: Quantity, given: np.ndarray, shape: tuple[int, ...],
+                         digits: int, hints: Hints | None) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
+        """Which candidate values a number (or matrix) as written matches, each within half its last digit,
+        and whether pairs of mistakes may explain it.  With enough ``digits`` to be diagnosed, the
+        matcher is offered to follow-through (``hints``)."""
+        pairs = self.rtol is not None or digits >= PAIR_DIGITS
+
+        def matches(values: np.ndarray) -> np.ndarray:
+            close = np.abs(given - values) <= self._tolerance(answer, values, shape)
+            return np.all(close, axis=tuple(range(1, values.ndim)))
+
+        if hints is not None and (self.rtol is not None or digits >= DIAGNOSIS_DIGITS):
+            hints.matchers[id(answer)] = (q, matches, pairs)
+        return matches, pairs
 
     def _number_verdict(self, answer: Answer, given: np.ndarray, expected: Any, shape: tuple[int, ...]) -> str:
         """``correct``, ``imprecise`` or ``incorrect`` for a number (or a list of numbers).
@@ -1028,14 +1023,19 @@ class Grader:
         if same:
             return Item(answer.key, answer.value, expected, "correct", line=answer.line)
         note = self.messages("check_symbolic_value", value=_short(value))
-        def matches(values: np.ndarray) -> np.ndarray:
-            rtol = SYMBOLIC_RTOL * 1000
-            return np.all(np.abs(np.asarray(value) - values) <= rtol * np.abs(values) + 1e-15,
-                          axis=tuple(range(1, values.ndim)))
-
+        matches = _near(value)
         if hints is not None:
             hints.matchers[id(answer)] = (q, matches, True)
         return self._incorrect(answer, q, expected, matches, True, note, prefer, hints)
+
+
+def _near(value: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Which candidate values a formula's value matches (to SYMBOLIC_RTOL·1000: it is computed, not written)."""
+    def matches(values: np.ndarray) -> np.ndarray:
+        rtol = SYMBOLIC_RTOL * 1000
+        return np.all(np.abs(np.asarray(value) - values) <= rtol * np.abs(values) + 1e-15,
+                      axis=tuple(range(1, values.ndim)))
+    return matches
 
 
 def _within(given: Any, expected: Any, tolerance: Any) -> bool:

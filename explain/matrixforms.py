@@ -36,17 +36,12 @@ import sympy as sp
 
 from .graph import Graph
 from .i18n import Messages
-from .tensors import entry_label, entry_name, shape_text
+from .tensors import entries_of, entry_label, entry_name, shape_text
 
 #: The matrix-form codes, in order of preference (docs/checking.md#matrix-form-mistakes).
 MATRIX_CODES = ("missing_transpose", "outer_order", "broadcast_sum", "wrong_shape")
 #: At most this many samples' own gradients are tried for "one sample's gradient" (big data sets).
 MAX_SAMPLES = 16
-
-
-def entries_of(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Each entry's internal name (``W1_0_1``) → (its tensor, its index)."""
-    return {entry_name(name, index): (name, index) for name, shape in shapes.items() for index in np.ndindex(shape)}
 
 
 # -- mistakes that change the computation ----------------------------------------------
@@ -276,5 +271,5 @@ def entry_key(key: str, index: tuple[int, ...]) -> str:
     return entry_label(key.strip(), index)
 
 
-__all__ = ["MATRIX_CODES", "AnswerForms", "Form", "describe_change", "describe_form", "describe_shape", "entries_of",
+__all__ = ["MATRIX_CODES", "AnswerForms", "Form", "describe_change", "describe_form", "describe_shape",
            "entry_key", "sample_indices", "tensor_step", "transpose_changes"]

@@ -45,7 +45,7 @@ from .parse import _Builder, _walk, invalid_name_reason, is_valid_name
 from .tensoreval import _compile, evaluate
 from .tensornodes import _BINARY_OPS, TNode, binary, const, matmul, transpose
 from .tensorrules import fit, vjp
-from .tensors import TENSOR_FUNCTIONS, Shape, broadcast_shape, entry_name, shape_text
+from .tensors import TENSOR_FUNCTIONS, Shape, broadcast_shape, entries_of, entry_name, shape_text
 
 if TYPE_CHECKING:
     from .problem import Problem
@@ -254,7 +254,7 @@ class TensorProgram:
 def program_of(problem: Problem) -> TensorProgram:
     """The tensor program of a problem (any problem: a scalar is a tensor of shape ())."""
     # Each tensor's entries by name, with the tensor they belong to (a stage's text is read once, whole).
-    owner = {entry_name(t, idx): t for t, shape in problem.shapes.items() for idx in np.ndindex(shape)}
+    owner = {entry: tensor for entry, (tensor, _) in entries_of(problem.shapes).items()}
     owner.update({t: t for t in problem.tensor_texts})
     tensor_entries = owner.keys() - problem.tensor_texts.keys()
     program = TensorProgram(leaves={}, values={}, kinds={}, stages=[], loss="", n_samples=problem.n_samples or 1)

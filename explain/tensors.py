@@ -106,6 +106,11 @@ def entry_name(name: str, index: tuple[int, ...]) -> str:
     return "_".join([name, *map(str, index)])
 
 
+def entries_of(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each entry's internal name (``W1_0_1``) → (its tensor, its index)."""
+    return {entry_name(name, index): (name, index) for name, shape in shapes.items() for index in np.ndindex(shape)}
+
+
 def entry_label(name: str, index: tuple[int, ...]) -> str:
     """How people write one entry: ``W1[0,1]``."""
     return f"{name}[{','.join(map(str, index))}]"

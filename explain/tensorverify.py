@@ -119,9 +119,10 @@ class TorchProgram:
                     out = out.squeeze(1)
                 if len(args[1].shape) == 1:
                     out = out.squeeze(-1)
+            elif op in ("sum", "mean") and node.axis is None:
+                out = _over_entries(x, args[0], op)
             elif op in ("sum", "mean"):
-                dims = list(range(1, len(args[0].shape) + 1)) if node.axis is None else [node.axis + 1]
-                out = x.sum(dim=dims) if op == "sum" else x.mean(dim=dims)
+                out = x.sum(dim=node.axis + 1) if op == "sum" else x.mean(dim=node.axis + 1)
             elif op == "norm2":
                 out = _over_entries(x * x, args[0], "sum")
             elif op == "mse":

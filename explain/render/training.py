@@ -101,15 +101,16 @@ def _final_values(run: Any, precision: int) -> list[tuple[str, str]]:
     """Each parameter after training: a vector or matrix whole (``W1 = [[0.12, -0.3], …]``), a number alone."""
     final = run.final_parameters
     shapes = getattr(run, "shapes", {}) or {}
-    from ..tensors import entry_name
+    from ..tensors import entries_of, entry_name
 
-    whole = {entry_name(t, index): t for t, shape in shapes.items() for index in np.ndindex(shape)}
+    whole = entries_of(shapes)
     out: list[tuple[str, str]] = []
     for name, value in final.items():
-        tensor = whole.get(name)
-        if tensor is None:
+        if name not in whole:
             out.append((name, number(value, precision)))
-        elif not out or out[-1][0] != tensor:
+            continue
+        tensor, _ = whole[name]
+        if not out or out[-1][0] != tensor:
             array = np.array([final[entry_name(tensor, index)] for index in np.ndindex(shapes[tensor])])
             out.append((tensor, _nested_numbers(array.reshape(shapes[tensor]), precision)))
     return out
