@@ -121,10 +121,10 @@ def linked_path_counts(output: str) -> list[int]:
     return sorted(int(n) for n in re.findall(r"its\s+(\d+)\s+path\(s\)\s+to\s+the\s+loss", output))
 
 
-def outputs(solution: explain.Solution) -> dict[str, str]:
-    """The five formats of one solution, through the public render functions."""
+def outputs(solution: explain.Solution, width: int = 100) -> dict[str, str]:
+    """The five formats of one solution, through the public render functions (text ``width`` columns wide)."""
     return {
-        "text": text.render_solution(solution, precision=PRECISION, width=100),
+        "text": text.render_solution(solution, precision=PRECISION, width=width),
         "markdown": markdown.render_solution(solution, precision=PRECISION),
         "latex": latex_document(solution, precision=PRECISION),
         "typst": typst_document(solution, precision=PRECISION),

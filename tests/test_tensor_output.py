@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 import explain
-from explain.render import markdown, text
+from explain.render import text
 from explain.render.document import SECTIONS
-from explain.render.latex import latex_document
 from explain.render.mathprint import LatexMath, TextMath, TypstMath
-from explain.render.typst import typst_document
 from tests.conftest import EXAMPLES, ROOT, run_cli
+from tests.test_document import outputs
 
 torch = pytest.importorskip("torch")
 
@@ -81,12 +80,8 @@ def classifier() -> explain.Solution:
 
 
 def _formats(solution: explain.Solution) -> dict[str, str]:
-    return {
-        "text": text.render_solution(solution, precision=PRECISION, width=200),
-        "markdown": markdown.render_solution(solution, precision=PRECISION),
-        "latex": latex_document(solution, precision=PRECISION),
-        "typst": typst_document(solution, precision=PRECISION),
-    }
+    """Text (200 columns: a matrix row on one line), Markdown, LaTeX and Typst; JSON is checked on its own."""
+    return {fmt: out for fmt, out in outputs(solution, width=200).items() if fmt != "json"}
 
 
 _STYLES = {"text": TextMath, "markdown": LatexMath, "latex": LatexMath, "typst": TypstMath}
